@@ -1,0 +1,9 @@
+# MAGE ViT-L pretraining on ImageNet-1k, 256 px, total batch 4096 (official recipe as ViT-B).
+_base_ = [
+    '../_base_/models/mage_vit-large-p16.py',
+    '../_base_/datasets/imagenet_bs512_mage-256px.py',
+    '../_base_/schedules/mage_adamw-coslr-1600e.py',
+    '../_base_/default_runtime.py',
+]
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=40, max_keep_ckpts=3))
+resume = True

@@ -1,0 +1,57 @@
+# Tiny MAGE for CPU tests and the demo: 32 px images, a 32-channel tokenizer with 256 codes (factor 4,
+# 8x8 = 64 tokens), a 2-layer 64-d ViT and a 1-layer 32-d decoder. Trains in seconds on a laptop CPU.
+# Data: any folder of images under data_root (tests make one from real photos).
+_base_ = ['../_base_/default_runtime.py']
+
+codebook_size = 256
+model = dict(
+    type='MAGE',
+    data_preprocessor=dict(
+        type='SelfSupDataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.], to_rgb=True),
+    target_generator=dict(type='MAGEVQGAN', arch='tiny'),
+    backbone=dict(
+        type='MAGEViT',
+        arch=dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=256),
+        codebook_size=codebook_size,
+        num_legacy_class_ids=1,  # a fresh model needs only one non-code id for the class slot
+        fake_class_id=codebook_size,
+        token_grid=8),
+    neck=dict(type='MAGEPretrainDecoder', num_tokens=64, in_channels=64, embed_dims=32, num_layers=1,
+              num_heads=4),
+    head=dict(type='MAGEPretrainHead', in_channels=32, embed_dims=64, vocab_size=codebook_size + 2,
+              codebook_size=codebook_size),
+)
+
+data_root = 'data/tiny_images/'
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=32, crop_ratio_range=(0.2, 1.0), backend='pillow',
+         interpolation='bilinear'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='', with_label=False,
+                 pipeline=train_pipeline),
+)
+
+# mmengine's AmpOptimWrapper refuses CPU: plain OptimWrapper, otherwise the official recipe
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1.5e-4 * 8 / 256 * 20, betas=(0.9, 0.95), weight_decay=0.05),
+    clip_grad=dict(max_norm=3.0),
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0, flat_decay_mult=0.0),
+)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=5),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=5, end=20, eta_min=0.0),
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=20)
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=5),
+    checkpoint=dict(type='CheckpointHook', interval=10, by_epoch=False, max_keep_ckpts=2))
+env_cfg = dict(dist_cfg=dict(backend='gloo'))

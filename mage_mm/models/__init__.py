@@ -1,0 +1,8 @@
+"""MAGE components registered in mmpretrain's ``MODELS``."""
+from .algorithms import MAGE
+from .backbones import MAGEViT
+from .heads import MAGEPretrainHead
+from .necks import MAGEPretrainDecoder
+from .tokenizers import MAGEVQGAN
+
+__all__ = ['MAGE', 'MAGEViT', 'MAGEPretrainDecoder', 'MAGEPretrainHead', 'MAGEVQGAN']

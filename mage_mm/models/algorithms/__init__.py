@@ -1,0 +1,3 @@
+from .mage import MAGE
+
+__all__ = ['MAGE']

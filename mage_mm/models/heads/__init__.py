@@ -1,0 +1,3 @@
+from .mage_head import MAGEPretrainHead
+
+__all__ = ['MAGEPretrainHead']

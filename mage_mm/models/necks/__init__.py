@@ -1,0 +1,3 @@
+from .mage_decoder import MAGEPretrainDecoder
+
+__all__ = ['MAGEPretrainDecoder']

@@ -1,0 +1,3 @@
+from .vqgan import MAGEVQGAN
+
+__all__ = ['MAGEVQGAN']

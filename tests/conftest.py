@@ -1,0 +1,29 @@
+"""Shared fixtures. ``import mage_mm`` first: it applies the runtime shims."""
+import os
+import os.path as osp
+
+import pytest
+
+import mage_mm  # noqa: F401
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEFAULT_PARITY_DUMP = osp.join(REPO_ROOT, '..', 'shared', 'parity', 'official_tiny_seed0.pt')
+
+
+def parity_dump_path() -> str:
+    return os.environ.get('MAGE_PARITY_DUMP', DEFAULT_PARITY_DUMP)
+
+
+@pytest.fixture(scope='session')
+def parity_dump():
+    import torch
+    path = parity_dump_path()
+    if not osp.isfile(path):
+        # the dump lives outside the repo (../shared/parity); CI has it beside the clone
+        pytest.fail(f'parity dump not found at {path}; set MAGE_PARITY_DUMP')
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
+@pytest.fixture(scope='session')
+def repo_root() -> str:
+    return REPO_ROOT

@@ -1,0 +1,80 @@
+"""Safe checkpoint loading on torch>=2.6 (weights_only=True with an allow-list)."""
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer, MessageHub
+from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
+
+from mage_mm.utils.checkpoint import TRUST_ENV, safe_load
+
+
+class _RunsCodeOnLoad:
+    """A pickle payload: unpickling calls ``open(marker, 'w')``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+
+def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'payload': _RunsCodeOnLoad(str(marker))}, path)
+    for load in (lambda: _load_checkpoint(str(path), map_location='cpu'),
+                 lambda: CheckpointLoader.load_checkpoint(str(path)), lambda: safe_load(path)):
+        with pytest.raises(pickle.UnpicklingError, match='refusing to unpickle .*evil.pth'):
+            load()
+        assert not marker.exists()
+
+
+def test_init_cfg_pretrained_uses_safe_loading(tmp_path):
+    from mage_mm.models import MAGEVQGAN
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': MAGEVQGAN(arch='tiny').state_dict(), 'x': _RunsCodeOnLoad(str(marker))}, path)
+    tok = MAGEVQGAN(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(pickle.UnpicklingError):
+        tok.init_weights()
+    assert not marker.exists()
+
+
+def test_missing_file_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match='checkpoint file not found: .*nope.pth'):
+        _load_checkpoint(str(tmp_path / 'nope.pth'))
+
+
+def test_runner_state_round_trips_with_weights_only(tmp_path):
+    hub = MessageHub.get_instance('mage_mm_ckpt_test')
+    hub.update_scalar('train/loss', 1.5)
+    hub.update_scalar('train/loss', 0.5)
+    hub.update_info('iter', np.int64(3))
+    ckpt = {'meta': {'seed': 0, 'iter': 3, 'cfg': 'model = dict()', 'dataset_meta': {'classes': ('a', 'b')}},
+            'state_dict': {'w': torch.ones(2)}, 'message_hub': hub.state_dict(),
+            'optimizer': {'state': {}, 'param_groups': [{'lr': 0.1, 'betas': (0.9, 0.95), 'params': [0]}]}}
+    path = tmp_path / 'iter_3.pth'
+    torch.save(ckpt, path)
+    loaded = _load_checkpoint(str(path), map_location='cpu')
+    buf = loaded['message_hub']['log_scalars']['train/loss']
+    assert isinstance(buf, HistoryBuffer) and buf.mean() == 1.0 and buf.current() == 0.5
+    assert loaded['message_hub']['runtime_info']['iter'] == 3
+
+
+def test_unpatched_mmengine_checkpoint_needs_explicit_trust(tmp_path, monkeypatch):
+    """A file pickling HistoryBuffer the old way (statistics functions via getattr) is refused."""
+    buf = HistoryBuffer()
+    buf.update(1.0)
+    state = dict(buf.__dict__, statistics_methods=dict(HistoryBuffer._statistics_methods))
+    old_style = HistoryBuffer.__new__(HistoryBuffer)
+    path = tmp_path / 'old.pth'
+    monkeypatch.setattr(HistoryBuffer, '__getstate__', lambda self: state)
+    torch.save({'message_hub': {'log_scalars': {'loss': old_style}}}, path)
+    monkeypatch.undo()
+    with pytest.raises(pickle.UnpicklingError, match=TRUST_ENV):
+        safe_load(path)
+    monkeypatch.setenv(TRUST_ENV, str(path))
+    assert isinstance(safe_load(path)['message_hub']['log_scalars']['loss'], HistoryBuffer)
