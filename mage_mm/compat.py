@@ -11,7 +11,11 @@ OpenMMLab package.
    that library really fails to load (mmdet uses ``mmcv.ops.nms`` instead).
 2. numpy 2 removed ``np.bool8`` (used by mmagic at import) and ``np.in1d``
    (mmpretrain retrieval metrics).
-3. Safe checkpoint loading: see :mod:`mage_mm.utils.checkpoint`, installed
+3. CPU-only distributed runs: mmengine's ``_init_dist_pytorch`` calls
+   ``torch.cuda.set_device`` unconditionally, which a CPU build of torch
+   cannot do. Where CUDA is unavailable we skip that call (gloo needs no
+   device); CPU configs also set ``model_wrapper_cfg.device_ids=None``.
+4. Safe checkpoint loading: see :mod:`mage_mm.utils.checkpoint`, installed
    here so that mmengine's ``load_checkpoint`` (``load_from``, ``resume``,
    ``init_cfg=Pretrained``) uses ``weights_only=True`` with an explicit
    allow-list instead of failing (or unpickling arbitrary code).
@@ -69,9 +73,29 @@ def patch_numpy_aliases() -> None:
         np.in1d = in1d
 
 
+def patch_cpu_distributed_init() -> None:
+    if torch.cuda.is_available() or importlib.util.find_spec('mmengine') is None:
+        return
+    import mmengine.dist.utils as dist_utils
+    if getattr(dist_utils._init_dist_pytorch, '_mage_mm_cpu', False):
+        return
+    original = dist_utils._init_dist_pytorch
+
+    def _init_dist_pytorch(backend, init_backend='torch', **kwargs):
+        import torch.distributed as torch_dist
+        if backend == 'gloo' and init_backend == 'torch':
+            torch_dist.init_process_group(backend=backend, **kwargs)
+        else:
+            original(backend, init_backend=init_backend, **kwargs)
+
+    _init_dist_pytorch._mage_mm_cpu = True
+    dist_utils._init_dist_pytorch = _init_dist_pytorch
+
+
 def apply_all() -> None:
     patch_torchvision_op_schemas()
     patch_numpy_aliases()
+    patch_cpu_distributed_init()
     if importlib.util.find_spec('mmengine') is not None:
         from .utils.checkpoint import install_safe_checkpoint_loading
         install_safe_checkpoint_loading()

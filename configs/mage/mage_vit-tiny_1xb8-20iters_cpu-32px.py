@@ -33,7 +33,7 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=8,
     num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='InfiniteSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='', with_label=False,
                  pipeline=train_pipeline),
@@ -51,7 +51,10 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=False, begin=5, end=20, eta_min=0.0),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=20)
+log_processor = dict(by_epoch=False)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=5),
     checkpoint=dict(type='CheckpointHook', interval=10, by_epoch=False, max_keep_ckpts=2))
+# CPU DDP (tools/dist_train.sh CONFIG 2): gloo, and no device ids for a CPU module
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False)
