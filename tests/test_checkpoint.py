@@ -78,3 +78,17 @@ def test_unpatched_mmengine_checkpoint_needs_explicit_trust(tmp_path, monkeypatc
         safe_load(path)
     monkeypatch.setenv(TRUST_ENV, str(path))
     assert isinstance(safe_load(path)['message_hub']['log_scalars']['loss'], HistoryBuffer)
+
+
+def test_init_cfg_pretrained_loads_a_runner_style_checkpoint(tmp_path):
+    from mage_mm.models import MAGEVQGAN
+    src = MAGEVQGAN(arch='tiny')
+    hub = MessageHub.get_instance('mage_mm_pretrained_test')
+    hub.update_scalar('train/loss', 2.0)
+    path = tmp_path / 'iter_10.pth'
+    torch.save({'meta': {'iter': 10}, 'message_hub': hub.state_dict(),
+                'state_dict': {f'target_generator.{k}': v for k, v in src.state_dict().items()}}, path)
+    tok = MAGEVQGAN(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='target_generator.'))
+    tok.init_weights()
+    for k, v in src.state_dict().items():
+        assert torch.equal(tok.state_dict()[k], v), k
