@@ -55,7 +55,7 @@ def build_mage(dump) -> MAGE:
         target_generator=tokenizer_cfg(dump))
     sd, layout = convert_official(dump['state_dicts']['mage'])
     assert layout == 'pretrain'
-    missing, unexpected = model.load_state_dict(sd, strict=True), None
+    model.load_state_dict(sd, strict=True)
     return model.eval()
 
 

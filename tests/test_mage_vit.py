@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from mage_mm.models import MAGEViT
-from mage_mm.utils.official import convert_official  # noqa: F401  (import check)
 
 TINY = dict(embed_dims=32, num_layers=2, num_heads=4, feedforward_channels=64)
 
