@@ -1,0 +1,384 @@
+"""MAGE as an mmagic generator (registered in mmagic's ``MODELS`` as ``MAGEGenerator``)."""
+import contextlib
+from copy import deepcopy
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from mmagic.registry import MODELS as MMAGIC_MODELS
+from mmagic.structures import DataSample
+from mmengine.model import BaseModel
+from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+
+from ..algorithms.mage import MAGE
+from .decoding import build_sampler, iterative_decode, mask_ratio, token_mask_from_pixels
+
+# decoding options a call may override through ``sample_kwargs``
+DECODE_KEYS = ('num_iter', 'choice_temperature', 'schedule', 'sampling_temperature', 'top_k',
+               'per_sample_mask_len', 'schedule_base', 'seed_mode')
+
+
+class EditResult(NamedTuple):
+    """Output of :meth:`MAGEGenerator.edit` (images RGB in [0, 1], input size).
+
+    Attributes:
+        images (Tensor): (B, 3, H, W) result; known pixels pasted back when
+            ``paste_back`` (the default), else equal to ``decoded``.
+        decoded (Tensor): (B, 3, H, W) the tokenizer's decoding of the edited map.
+        token_mask (Tensor): (B, N) bool, True where tokens were regenerated.
+        input_ids (Tensor): (B, N) tokens of the input image.
+        token_ids (Tensor): (B, N) edited tokens (equal to ``input_ids`` where
+            ``token_mask`` is False).
+    """
+    images: torch.Tensor
+    decoded: torch.Tensor
+    token_mask: torch.Tensor
+    input_ids: torch.Tensor
+    token_ids: torch.Tensor
+
+
+def _with_scope(cfg: Union[dict, Any], scope: str) -> Union[dict, Any]:
+    # build the part in its own package's registry whatever the caller's default scope is
+    if isinstance(cfg, dict):
+        cfg = dict(cfg)
+        cfg.setdefault('_scope_', scope)
+    return cfg
+
+
+@MMAGIC_MODELS.register_module()
+class MAGEGenerator(BaseModel):
+    """Unconditional MAGE image generation and editing by iterative decoding.
+
+    Holds the same parts as the mmpretrain :class:`MAGE` algorithm, under the
+    same names (``backbone``, ``neck``, ``head``, ``target_generator``), so a
+    mage_mm MAGE checkpoint (or an official one converted with
+    ``tools/model_converters/mage_to_mmpretrain.py``) loads with no key
+    remapping. One decoding step is the MAGE network call
+    :meth:`MAGE.predict_logits` with nothing dropped.
+
+    mmagic sampling contract (as ``BaseGAN``): ``forward(inputs=dict(
+    num_batches=N, noise=None, sample_model='orig', sample_kwargs=dict(...)))``
+    returns one :class:`DataSample` per image with ``fake_img`` (BGR, 0–255,
+    after ``data_preprocessor.destruct``), ``noise`` (the image's seed: it
+    determines the image), ``latent`` (the token map), ``sample_kwargs`` and
+    ``sample_model``. ``noise`` may be given as an int64 tensor of seeds;
+    otherwise seeds are drawn from torch's global RNG. ``sample_kwargs`` may
+    override any decoding option below and pass ``seeds``.
+
+    Editing: ``forward(masked_images, data_samples)`` with ``data_samples.mask``
+    (mmagic's inpainting convention, 1 = hole) returns data samples whose
+    ``output`` holds ``pred_img`` / ``fake_img`` (known pixels pasted back) and
+    ``fake_res`` (the raw decoding), so ``Inferencers(task='inpainting', ...)``
+    works; :meth:`edit` is the Python API.
+
+    Args:
+        backbone (dict): ``MAGEViT`` config (mmpretrain).
+        neck (dict): ``MAGEPretrainDecoder`` config.
+        head (dict): ``MAGEPretrainHead`` config.
+        target_generator (dict): ``MAGEVQGAN`` config (the tokenizer).
+        data_preprocessor (dict, optional): mmagic ``DataPreprocessor``;
+            defaults to mean 0 / std 255 with RGB model input, i.e. the model
+            works on RGB images in [0, 1] like the official code.
+        num_iter (int): Decoding steps. Defaults to 20 (official README).
+        choice_temperature (float): Gumbel temperature on the confidences,
+            annealed linearly to 0. Defaults to 6.0 (official README).
+        schedule (str): ``'cosine'`` (official), ``'linear'`` or ``'arccos'``.
+        sampling_temperature (float): Temperature of the candidate draw.
+            Defaults to 1.0 (official).
+        top_k (int, optional): Draw candidates among the k best codes.
+            Defaults to None (official).
+        per_sample_mask_len (bool): Per-image keep-masked counts (the official
+            code shares the first image's). Defaults to False.
+        seed_mode (str): ``'per_image'``: image i depends only on its seed
+            (any batch size or number of processes); ``'batch'``: the official
+            RNG order, one stream per batch seeded with the first seed.
+            Defaults to ``'per_image'``.
+        edit_schedule_base (str): Schedule base for editing: ``'unknown'``
+            (the schedule runs over the tokens to regenerate) or ``'all'`` (the
+            official constant N). Defaults to ``'unknown'``.
+        edit_per_sample_mask_len (bool): Per-image counts when editing (the
+            images of a batch may have different masks). Defaults to True.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    # the MAGE network call and size checks, shared with the pretraining algorithm
+    predict_logits = MAGE.predict_logits
+    _check_compatible = MAGE._check_compatible
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 head: dict,
+                 target_generator: dict,
+                 data_preprocessor: Optional[Union[dict, torch.nn.Module]] = None,
+                 num_iter: int = 20,
+                 choice_temperature: float = 6.0,
+                 schedule: str = 'cosine',
+                 sampling_temperature: float = 1.0,
+                 top_k: Optional[int] = None,
+                 per_sample_mask_len: bool = False,
+                 seed_mode: str = 'per_image',
+                 edit_schedule_base: str = 'unknown',
+                 edit_per_sample_mask_len: bool = True,
+                 init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='DataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.],
+                                     output_channel_order='RGB')
+        if isinstance(data_preprocessor, dict):
+            data_preprocessor = MMAGIC_MODELS.build(_with_scope(data_preprocessor, 'mmagic'))
+        if getattr(data_preprocessor, 'output_channel_order', 'RGB') != 'RGB':
+            raise ValueError('MAGEGenerator works on RGB images (the tokenizer was trained on RGB); set '
+                             "data_preprocessor.output_channel_order='RGB'")
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MMPRETRAIN_MODELS.build(_with_scope(backbone, 'mmpretrain'))
+        self.neck = MMPRETRAIN_MODELS.build(_with_scope(neck, 'mmpretrain'))
+        self.head = MMPRETRAIN_MODELS.build(_with_scope(head, 'mmpretrain'))
+        self.target_generator = MMPRETRAIN_MODELS.build(_with_scope(target_generator, 'mmpretrain'))
+        self._check_compatible()
+        self.decode_cfg = dict(num_iter=num_iter, choice_temperature=choice_temperature, schedule=schedule,
+                               sampling_temperature=sampling_temperature, top_k=top_k,
+                               per_sample_mask_len=per_sample_mask_len, schedule_base='all', seed_mode=seed_mode)
+        self._validate_decode_cfg(self.decode_cfg)
+        self.edit_cfg = dict(schedule_base=edit_schedule_base, per_sample_mask_len=edit_per_sample_mask_len)
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def token_grid(self):
+        return self.backbone.token_grid
+
+    @property
+    def image_size(self):
+        """(H, W) of generated images: token grid × the tokenizer's downsampling factor."""
+        f = self.target_generator.downsample_factor
+        return self.token_grid[0] * f, self.token_grid[1] * f
+
+    @property
+    def mask_id(self) -> int:
+        return self.backbone.mask_id
+
+    # --------------------------------------------------------------- helpers
+    @staticmethod
+    def _validate_decode_cfg(cfg: Dict[str, Any]) -> None:
+        steps = cfg['num_iter']
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f'num_iter (decoding steps) must be an integer >= 1; got {steps!r}')
+        if cfg['choice_temperature'] < 0:
+            raise ValueError(f"choice_temperature must be >= 0; got {cfg['choice_temperature']}")
+        if cfg['sampling_temperature'] <= 0:
+            raise ValueError(f"sampling_temperature must be > 0; got {cfg['sampling_temperature']}")
+        if cfg['top_k'] is not None and cfg['top_k'] < 1:
+            raise ValueError(f"top_k must be None or >= 1; got {cfg['top_k']}")
+        if not callable(cfg['schedule']):
+            mask_ratio(cfg['schedule'], 1.0)  # unknown names fail here, before any network call
+        if cfg['seed_mode'] not in ('per_image', 'batch'):
+            raise ValueError(f"seed_mode must be 'per_image' or 'batch'; got {cfg['seed_mode']!r}")
+
+    def _decode_options(self, overrides: Optional[Dict[str, Any]], editing: bool = False) -> Dict[str, Any]:
+        cfg = dict(self.decode_cfg)
+        if editing:
+            cfg.update(self.edit_cfg)
+        unknown = set(overrides or {}) - set(DECODE_KEYS)
+        if unknown:
+            raise KeyError(f'unknown decoding option(s) {sorted(unknown)}; allowed: {list(DECODE_KEYS)} '
+                           '(plus seeds)')
+        cfg.update(overrides or {})
+        self._validate_decode_cfg(cfg)
+        return cfg
+
+    @staticmethod
+    def _resolve_seeds(seeds: Optional[Union[Sequence[int], torch.Tensor]], num: int) -> torch.Tensor:
+        if seeds is None:
+            # from torch's global RNG, so runner/inferencer seeding makes runs repeatable
+            return torch.randint(0, 2**31 - 1, (num, ), dtype=torch.int64)
+        seeds = torch.as_tensor(seeds, dtype=torch.int64).flatten().cpu()
+        if len(seeds) != num:
+            raise ValueError(f'got {len(seeds)} seeds for {num} images')
+        return seeds
+
+    @contextlib.contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        # decoding is inference: dropout must be off even if the module is in train mode
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.train(was_training)
+
+    def _logits(self, ids: torch.Tensor) -> torch.Tensor:
+        all_mask = ids == self.mask_id
+        all_mask = torch.cat([all_mask.new_zeros(all_mask.shape[0], 1), all_mask], dim=1)
+        return self.predict_logits(ids, torch.zeros_like(all_mask), all_mask)
+
+    # ------------------------------------------------------------ Python API
+    def decode_tokens(self, init_ids: torch.Tensor, seeds: Sequence[int], editing: bool = False,
+                      record_steps: bool = False, **options):
+        """Run :func:`iterative_decode` on ``init_ids`` (B, N) (``mask_id`` = unknown).
+
+        ``options`` override the decoding settings of the config.
+        """
+        cfg = self._decode_options(options, editing)
+        sampler = build_sampler([int(s) for s in seeds], cfg.pop('seed_mode'))
+        with self._eval_mode():
+            return iterative_decode(self._logits, init_ids.to(self.backbone.word_embeddings.device),
+                                    mask_id=self.mask_id, codebook_size=self.backbone.codebook_size,
+                                    sampler=sampler, record_steps=record_steps, **cfg)
+
+    def tokens_to_images(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, N) → RGB images in [0, 1] (B, 3, H, W).
+
+        Decoded one image at a time: convolution results can change in the
+        last bits with the batch size, and a written PNG must not depend on it.
+        """
+        with self._eval_mode():
+            return torch.cat([self.target_generator.decode(ids[None], grid=self.token_grid) for ids in token_ids])
+
+    def generate_tokens(self, seeds: Sequence[int], **options) -> torch.Tensor:
+        """Unconditional token maps (B, N) for the given per-image seeds."""
+        init = torch.full((len(seeds), self.backbone.num_tokens), self.mask_id, dtype=torch.long)
+        return self.decode_tokens(init, seeds, **options).token_ids
+
+    def generate(self, seeds: Sequence[int], **options) -> torch.Tensor:
+        """Unconditional RGB images in [0, 1] (B, 3, H, W), one per seed."""
+        return self.tokens_to_images(self.generate_tokens(seeds, **options))
+
+    def edit(self, images: torch.Tensor, masks: torch.Tensor, seeds: Optional[Sequence[int]] = None,
+             dilation: int = 0, paste_back: bool = True, **options) -> EditResult:
+        """Inpaint / outpaint / uncrop: regenerate the tokens under ``masks``, keep the others.
+
+        Args:
+            images (Tensor): (B, 3, H, W) RGB in [0, 1]. Resized to the model's
+                resolution when it differs (and the result resized back).
+            masks (Tensor): (B, 1, H, W) or (B, H, W); nonzero = regenerate.
+                Every token cell touched by the mask is regenerated.
+            seeds (Sequence[int], optional): Per-image seeds. Defaults to draws
+                from torch's global RNG.
+            dilation (int): Grow the regenerated token region by this many
+                cells. Defaults to 0.
+            paste_back (bool): Copy the input's pixels outside the mask into
+                the result (mmagic's inpainting convention). Defaults to True.
+            **options: Decoding overrides (``num_iter``, ``choice_temperature``...).
+
+        Returns:
+            EditResult: images, raw decoding, token mask and token maps.
+        """
+        if images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
+            raise ValueError(f'images must be float RGB (B, 3, H, W) in [0, 1]; got {tuple(images.shape)} '
+                             f'{images.dtype}')
+        masks = masks.unsqueeze(1) if masks.dim() == 3 else masks
+        if masks.shape[0] != images.shape[0] or masks.shape[-2:] != images.shape[-2:]:
+            raise ValueError(f'mask {tuple(masks.shape)} does not match images {tuple(images.shape)}')
+        device = self.backbone.word_embeddings.device
+        images, masks = images.to(device), masks.to(device)
+        size = tuple(images.shape[-2:])
+        model_images = images
+        if size != self.image_size:
+            model_images = F.interpolate(images, size=self.image_size, mode='bicubic', align_corners=False,
+                                         antialias=True).clamp(0, 1)
+        seeds = self._resolve_seeds(seeds, images.shape[0])
+        with self._eval_mode():
+            input_ids = self.target_generator.encode(model_images)
+        token_mask = token_mask_from_pixels(masks, self.token_grid, dilation)
+        init_ids = input_ids.masked_fill(token_mask, self.mask_id)
+        token_ids = self.decode_tokens(init_ids, seeds.tolist(), editing=True, **options).token_ids
+        decoded = self.tokens_to_images(token_ids)
+        if size != self.image_size:
+            decoded = F.interpolate(decoded, size=size, mode='bicubic', align_corners=False).clamp(0, 1)
+        result = decoded
+        if paste_back:
+            hole = (masks != 0).to(decoded.dtype)
+            result = images * (1 - hole) + decoded * hole
+        return EditResult(result, decoded, token_mask, input_ids, token_ids)
+
+    # ---------------------------------------------------- mmagic interface
+    def _normalize(self, images01: torch.Tensor) -> torch.Tensor:
+        # [0, 1] RGB → the data preprocessor's normalised space (destruct inverts it)
+        pre = self.data_preprocessor
+        if getattr(pre, '_enable_normalize', False):
+            return (images01 * 255.0 - pre.mean.view(1, -1, 1, 1)) / pre.std.view(1, -1, 1, 1)
+        return images01 * 255.0
+
+    def _destruct_rgb(self, images01: torch.Tensor) -> torch.Tensor:
+        """RGB [0, 1] → BGR 0–255 through ``data_preprocessor.destruct`` (mmagic's output format)."""
+        samples = [DataSample(metainfo=dict(img_output_channel_order='RGB')) for _ in range(images01.shape[0])]
+        return self.data_preprocessor.destruct(self._normalize(images01), samples)
+
+    def _images01(self, normalized: torch.Tensor) -> torch.Tensor:
+        pre = self.data_preprocessor
+        if getattr(pre, '_enable_normalize', False):
+            normalized = normalized * pre.std.view(1, -1, 1, 1) + pre.mean.view(1, -1, 1, 1)
+        return (normalized / 255.0).clamp(0, 1)
+
+    def forward(self, inputs: Union[dict, torch.Tensor, None] = None, data_samples: Optional[Any] = None,
+                mode: Optional[str] = None) -> List[DataSample]:
+        """Sample (dict or seed-tensor inputs) or edit (image-tensor inputs); see the class docstring."""
+        if isinstance(inputs, torch.Tensor) and inputs.is_floating_point() and inputs.dim() == 4:
+            return self._forward_edit(inputs, data_samples)
+        return self._forward_sample(inputs)
+
+    def _forward_sample(self, inputs: Union[dict, torch.Tensor, None]) -> List[DataSample]:
+        if isinstance(inputs, torch.Tensor):
+            inputs = dict(noise=inputs)
+        inputs = dict(inputs or {})
+        sample_model = inputs.get('sample_model') or 'orig'
+        if sample_model != 'orig':
+            raise ValueError(f"MAGEGenerator has no EMA copy; sample_model must be 'orig', got {sample_model!r}")
+        sample_kwargs = dict(inputs.get('sample_kwargs') or {})
+        noise = inputs.get('noise')
+        seeds = sample_kwargs.pop('seeds', None)
+        if noise is not None and seeds is not None:
+            raise ValueError('give the seeds either as noise or as sample_kwargs.seeds, not both')
+        seeds = noise if noise is not None else seeds
+        num = inputs.get('num_batches')
+        if num is None:
+            if seeds is None:
+                raise ValueError('MAGEGenerator needs num_batches or per-image seeds (noise) to sample')
+            num = len(torch.as_tensor(seeds).flatten())
+        if int(num) <= 0:
+            raise ValueError(f'num_batches must be > 0; got {num}')
+        seeds = self._resolve_seeds(seeds, int(num))
+        options = {k: v for k, v in sample_kwargs.items() if k != 'show_progress'}
+        token_ids = self.generate_tokens(seeds.tolist(), **options)
+        fake_img = self._destruct_rgb(self.tokens_to_images(token_ids))
+
+        gen_sample = DataSample()
+        gen_sample.fake_img = fake_img
+        gen_sample.noise = seeds.to(fake_img.device)
+        gen_sample.latent = token_ids
+        gen_sample.sample_kwargs = deepcopy(inputs.get('sample_kwargs') or {})
+        gen_sample.sample_model = sample_model
+        return gen_sample.split(allow_nonseq_value=True)
+
+    def _forward_edit(self, inputs: torch.Tensor, data_samples: Optional[Any]) -> List[DataSample]:
+        if data_samples is None or 'mask' not in data_samples:
+            raise ValueError('editing needs data_samples with a `mask` field (1 = regenerate), as produced by '
+                             "mmagic's LoadMask + GetMaskedImage + PackInputs")
+        if isinstance(data_samples, list):
+            data_samples = DataSample.stack(data_samples)
+        masks = data_samples.mask
+        masks = masks.unsqueeze(0) if masks.dim() == 3 else masks
+        seeds = data_samples.noise if 'noise' in data_samples else None
+        result = self.edit(self._images01(inputs), masks, seeds=seeds)
+        fake_img = self._destruct_rgb(result.images)
+        fake_res = self._destruct_rgb(result.decoded)
+        predictions = DataSample(fake_res=fake_res, fake_img=fake_img, pred_img=fake_img,
+                                 token_mask=result.token_mask).split()
+        outputs = data_samples.split()
+        for sample, pred in zip(outputs, predictions):
+            sample.output = pred
+        return outputs
+
+    def val_step(self, data: dict) -> List[DataSample]:
+        """``data_preprocessor`` then :meth:`forward` (as mmagic's ``BaseGAN``)."""
+        data = self.data_preprocessor(data)
+        return self(**data)
+
+    def test_step(self, data: dict) -> List[DataSample]:
+        """Same as :meth:`val_step`."""
+        data = self.data_preprocessor(data)
+        return self(**data)
+
+    def train_step(self, data, optim_wrapper):
+        raise NotImplementedError('MAGEGenerator only samples and edits; pretrain MAGE with the mmpretrain '
+                                  'configs in configs/mage/ and load that checkpoint here')
