@@ -6,6 +6,7 @@ Importing the package first applies the runtime compatibility shims
 """
 from . import compat  # noqa: F401  must run before any OpenMMLab import
 from . import models  # noqa: F401,E402  registers MAGEVQGAN, MAGEViT, ...
+from . import datasets, engine  # noqa: F401,E402  transforms, LARS, layer decay, kNN hook
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

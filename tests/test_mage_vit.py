@@ -86,7 +86,9 @@ def test_frozen_stages_and_layer_depth():
     vit = tiny_vit(out_type='avg_featmap', frozen_stages=2)
     vit.train()
     assert all(not p.requires_grad for p in vit.parameters())
-    assert not vit.token_emb.training and not vit.blocks[1].training
+    assert vit.token_emb.training and vit.blocks[1].training  # official: frozen modules follow train()
+    eval_frozen = tiny_vit(out_type='avg_featmap', frozen_stages=2, eval_frozen=True).train()
+    assert not eval_frozen.token_emb.training and not eval_frozen.blocks[1].training
     partial = tiny_vit(frozen_stages=1)
     assert not any(p.requires_grad for p in partial.blocks[0].parameters())
     assert all(p.requires_grad for p in partial.blocks[1].parameters())

@@ -1,3 +1,4 @@
 from .photos import imagenet_label, packaged_photo_paths, random_crops, write_image_folder
+from .transforms import RandomResizedCropNoRetry
 
-__all__ = ['packaged_photo_paths', 'imagenet_label', 'random_crops', 'write_image_folder']
+__all__ = ['packaged_photo_paths', 'imagenet_label', 'random_crops', 'write_image_folder', 'RandomResizedCropNoRetry']

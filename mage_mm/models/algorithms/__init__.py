@@ -1,3 +1,4 @@
 from .mage import MAGE
+from .mage_c import MAGEC
 
-__all__ = ['MAGE']
+__all__ = ['MAGE', 'MAGEC']

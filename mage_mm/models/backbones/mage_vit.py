@@ -109,6 +109,11 @@ class MAGEViT(BaseModule):
         frozen_stages (int): Freeze the embedding (stage 0) and the first
             ``frozen_stages`` blocks; with all blocks, the norms too. -1 freezes
             nothing. Defaults to -1.
+        eval_frozen (bool): Also keep the frozen modules in eval mode, which
+            switches their dropout off (mmpretrain's ``VisionTransformer``
+            convention). The official linear probe only stops gradients: its
+            frozen encoder follows ``train()``, so the token-embedding dropout
+            stays active while the probe trains. Defaults to False (official).
         interpolate_pos (bool): Bicubically resize the 2-D position table
             when the token grid differs (detection at other sizes). Defaults to False.
         fp32_attention (bool): Attention in fp32 under autocast (official).
@@ -144,6 +149,7 @@ class MAGEViT(BaseModule):
                  out_type: str = 'raw',
                  out_indices: Union[int, Sequence[int]] = -1,
                  frozen_stages: int = -1,
+                 eval_frozen: bool = False,
                  interpolate_pos: bool = False,
                  fp32_attention: bool = True,
                  tokenizer: Optional[dict] = None,
@@ -193,8 +199,12 @@ class MAGEViT(BaseModule):
 
         out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
         self.out_indices = [i % self.num_layers for i in out_indices]
-        self.tokenizer = MODELS.build(tokenizer) if isinstance(tokenizer, dict) else tokenizer
+        if isinstance(tokenizer, dict):
+            # resolve MAGEVQGAN in mmpretrain's registry whatever the default scope (mmdet configs)
+            tokenizer = MODELS.build({'_scope_': 'mmpretrain', **tokenizer})
+        self.tokenizer = tokenizer
         self.frozen_stages = frozen_stages
+        self.eval_frozen = eval_frozen
         self._freeze_stages()
 
     # ------------------------------------------------------------------ setup
@@ -217,7 +227,8 @@ class MAGEViT(BaseModule):
         if self.frozen_stages >= self.num_layers:
             frozen += [getattr(self, name) for name in ('norm', 'fc_norm') if hasattr(self, name)]
         for module in frozen:
-            module.eval()
+            if self.eval_frozen:
+                module.eval()
             module.requires_grad_(False)
 
     def train(self, mode: bool = True) -> 'MAGEViT':

@@ -1,0 +1,4 @@
+from .lars import MAGELARS
+from .layer_decay import BackboneLayerDecayOptimWrapperConstructor
+
+__all__ = ['MAGELARS', 'BackboneLayerDecayOptimWrapperConstructor']
