@@ -24,6 +24,17 @@ def parity_dump():
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
+@pytest.fixture(autouse=True)
+def isolated_default_scope():
+    """Each test starts from the default scope it found (in-process Runners set a global one)."""
+    import copy
+
+    from mmengine.registry import DefaultScope
+    saved = copy.copy(DefaultScope._instance_dict)
+    yield
+    DefaultScope._instance_dict = saved
+
+
 @pytest.fixture(scope='session')
 def repo_root() -> str:
     return REPO_ROOT
