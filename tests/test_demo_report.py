@@ -1,0 +1,90 @@
+"""The demo stages (DEMO_SHORT=1: a few iterations each) and the report tool on their real outputs."""
+import importlib.util
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPORT_TOOL = osp.join(ROOT, 'tools', 'analysis_tools', 'demo_report.py')
+
+
+def _report_module():
+    spec = importlib.util.spec_from_file_location('demo_report', REPORT_TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+    base = tmp_path_factory.mktemp('demo')
+    work, data = str(base / 'work'), str(base / 'data')
+    # what the other demo stages (generation, FID, linear probe) hand to the report
+    os.makedirs(osp.join(work, 'results'))
+    with open(osp.join(work, 'results', 'probe.json'), 'w') as f:
+        json.dump({'linear probe': {'top-1 (MAGE)': 71.5, 'top-1 (random init)': 40.25}}, f)
+    os.makedirs(osp.join(work, 'pictures'))
+    Image.new('RGB', (64, 32), (200, 30, 30)).save(osp.join(work, 'pictures', 'samples.png'))
+    res = subprocess.run(['bash', 'tools/demo_stages.sh'], cwd=ROOT, capture_output=True, text=True, timeout=900,
+                         env=dict(os.environ, DEMO_SHORT='1', PYTHON=sys.executable, WORK_DIR=work, DATA_DIR=data,
+                                  PYTHONPATH=ROOT))
+    assert res.returncode == 0, f'STDOUT:\n{res.stdout[-4000:]}\nSTDERR:\n{res.stderr[-4000:]}'
+    return work, data, res.stdout
+
+
+def test_short_demo_produces_every_artefact(demo):
+    work, data, log = demo
+    for i, name in enumerate(('data: Fashion-MNIST', 'tokenizer training', 'MAGE pretraining', 'report'), 1):
+        assert f'== [{i}/4] {name}: done in' in log
+    assert 'recon/psnr' in log  # the tokenizer validated at its last iteration
+    assert osp.isfile(osp.join(work, 'tokenizer', 'iter_4.pth')) and osp.isfile(osp.join(work, 'mage', 'iter_4.pth'))
+    timings = json.load(open(osp.join(work, 'results.json')))['timings']
+    assert list(timings) == ['1. data: Fashion-MNIST', '2. tokenizer training', '3. MAGE pretraining', '4. report']
+    assert all(t > 0 for t in timings.values())
+    for png in ('curves_tokenizer.png', 'curves_mage.png', 'recon_grid.png'):
+        im = Image.open(osp.join(work, png))
+        assert im.format == 'PNG' and im.width > 100 and im.height > 100
+    # 16 images: 2 rows of 8 (real) each with a reconstruction row below, 32 px + 2 px gaps, zoom 4
+    assert Image.open(osp.join(work, 'recon_grid.png')).size == ((8 * 34 + 2) * 4, (4 * 34 + 2) * 4)
+
+    report = open(osp.join(work, 'report.md')).read()
+    for needle in ('## Stage timings', '2. tokenizer training', '## Final logged values', 'recon/psnr',
+                   'codebook_perplexity', '![reconstructions](recon_grid.png)', '![tokenizer](curves_tokenizer.png)',
+                   '![mage](curves_mage.png)', 'linear probe/top-1 (MAGE) | 71.5', '![samples](pictures/samples.png)',
+                   'logical CPUs'):
+        assert needle in report, needle
+
+
+def test_the_mage_run_used_the_trained_tokenizer(demo):
+    import torch
+
+    from mage_mm.utils.checkpoint import safe_load
+    work, _, _ = demo
+    tok = safe_load(osp.join(work, 'tokenizer', 'iter_4.pth'))['state_dict']
+    mage = safe_load(osp.join(work, 'mage', 'iter_4.pth'))['state_dict']
+    keys = [k for k in tok if k.startswith('tokenizer.')]
+    assert keys and all(torch.equal(mage['target_generator.' + k[len('tokenizer.'):]], tok[k]) for k in keys)
+
+
+def test_report_helpers_on_the_demo_logs(demo, tmp_path):
+    work, data, _ = demo
+    tool = _report_module()
+    train, val = tool.read_scalars(osp.join(work, 'tokenizer'))
+    assert [e['iter'] for e in train] == [1, 2, 3, 4] and len(val) == 1
+    final = tool.final_values(train, val)
+    assert final['iterations'] == 4 and final['loss'] == train[-1]['loss']
+    assert 0 < final['recon/psnr'] < 100 and 'time' not in final and 'lr' not in final
+    paths = tool.pick_images(osp.join(data, 'test'), 10)
+    assert len(paths) == 10 and len({osp.basename(osp.dirname(p)) for p in paths}) == 10  # spread over classes
+    a, b = tmp_path / 'a.json', tmp_path / 'b.json'
+    a.write_text(json.dumps({'timings': {'x': 1.0}, 'fid': {'fid': 80.0}}))
+    b.write_text(json.dumps({'timings': {'y': 2.0}, 'note': 'ok'}))
+    assert tool.merge_results([str(a), str(b)]) == {'timings': {'x': 1.0, 'y': 2.0}, 'fid': {'fid': 80.0},
+                                                    'note': 'ok'}
+    with pytest.raises(FileNotFoundError, match='scalars.json'):
+        tool.read_scalars(str(tmp_path))
