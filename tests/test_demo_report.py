@@ -1,4 +1,4 @@
-"""The demo stages (DEMO_SHORT=1: a few iterations each) and the report tool on their real outputs."""
+"""`make demo` shortened (DEMO_SHORT=1: a few iterations per stage) and the report tool on its real outputs."""
 import importlib.util
 import json
 import os
@@ -24,13 +24,7 @@ def _report_module():
 def demo(tmp_path_factory):
     base = tmp_path_factory.mktemp('demo')
     work, data = str(base / 'work'), str(base / 'data')
-    # what the other demo stages (generation, FID, linear probe) hand to the report
-    os.makedirs(osp.join(work, 'results'))
-    with open(osp.join(work, 'results', 'probe.json'), 'w') as f:
-        json.dump({'linear probe': {'top-1 (MAGE)': 71.5, 'top-1 (random init)': 40.25}}, f)
-    os.makedirs(osp.join(work, 'pictures'))
-    Image.new('RGB', (64, 32), (200, 30, 30)).save(osp.join(work, 'pictures', 'samples.png'))
-    res = subprocess.run(['bash', 'tools/demo_stages.sh'], cwd=ROOT, capture_output=True, text=True, timeout=900,
+    res = subprocess.run(['bash', 'tools/demo.sh'], cwd=ROOT, capture_output=True, text=True, timeout=900,
                          env=dict(os.environ, DEMO_SHORT='1', PYTHON=sys.executable, WORK_DIR=work, DATA_DIR=data,
                                   PYTHONPATH=ROOT))
     assert res.returncode == 0, f'STDOUT:\n{res.stdout[-4000:]}\nSTDERR:\n{res.stderr[-4000:]}'
@@ -39,12 +33,14 @@ def demo(tmp_path_factory):
 
 def test_short_demo_produces_every_artefact(demo):
     work, data, log = demo
-    for i, name in enumerate(('data: Fashion-MNIST', 'tokenizer training', 'MAGE pretraining', 'report'), 1):
-        assert f'== [{i}/4] {name}: done in' in log
+    stages = ('data: Fashion-MNIST', 'tokenizer training', 'MAGE pretraining', 'generation', 'FID',
+              'linear probe: pretrained vs random', 'report')
+    for i, name in enumerate(stages, 1):
+        assert f'== [{i}/7] {name}: done in' in log
     assert 'recon/psnr' in log  # the tokenizer validated at its last iteration
     assert osp.isfile(osp.join(work, 'tokenizer', 'iter_4.pth')) and osp.isfile(osp.join(work, 'mage', 'iter_4.pth'))
     timings = json.load(open(osp.join(work, 'results.json')))['timings']
-    assert list(timings) == ['1. data: Fashion-MNIST', '2. tokenizer training', '3. MAGE pretraining', '4. report']
+    assert list(timings) == [f'{i}. {name}' for i, name in enumerate(stages, 1)]
     assert all(t > 0 for t in timings.values())
     for png in ('curves_tokenizer.png', 'curves_mage.png', 'recon_grid.png'):
         im = Image.open(osp.join(work, png))
@@ -55,9 +51,15 @@ def test_short_demo_produces_every_artefact(demo):
     report = open(osp.join(work, 'report.md')).read()
     for needle in ('## Stage timings', '2. tokenizer training', '## Final logged values', 'recon/psnr',
                    'codebook_perplexity', '![reconstructions](recon_grid.png)', '![tokenizer](curves_tokenizer.png)',
-                   '![mage](curves_mage.png)', 'linear probe/top-1 (MAGE) | 71.5', '![samples](pictures/samples.png)',
-                   'logical CPUs'):
+                   '![mage](curves_mage.png)', '![samples](pictures/samples.png)', 'logical CPUs',
+                   'MAGE-pretrained encoder |', 'randomly initialised encoder |', 'generated (8) vs test (32) |',
+                   'the floor at this size |'):
         assert needle in report, needle
+    assert len([f for f in os.listdir(osp.join(work, 'samples')) if f.endswith('.png') and f != 'grid.png']) == 8
+    fid = json.load(open(osp.join(work, 'results', 'fid.json')))['FID (TF-Inception)']
+    assert all(v > 0 for v in fid.values())
+    probe = json.load(open(osp.join(work, 'results', 'probe.json')))
+    assert all(0 <= v <= 100 for v in probe['linear probe, Fashion-MNIST test top-1 (%)'].values())
 
 
 def test_the_mage_run_used_the_trained_tokenizer(demo):

@@ -1,14 +1,158 @@
 #!/usr/bin/env bash
-# The main job on embedded data, end to end on CPU: real photo crops -> tiny MAGE pretraining
-# (tools/train.py on configs/mage/mage_vit-tiny_1xb8-20iters_cpu-32px.py) -> resume check.
+# `make demo`: the whole of MAGE on real images (Fashion-MNIST from Debian) on a laptop-class CPU.
+# Every stage is an ordinary tools/ command on an ordinary config, so this script is also the tutorial:
+#   [1] Fashion-MNIST -> 32 px RGB ImageNet-style folders        tools/dataset_converters/prepare_fashion_mnist.py
+#   [2] train the tiny tokenizer (L1 + LPIPS + VQ, code restarts)  tools/train.py configs/tokenizer/...
+#   [3] pretrain a tiny MAGE with that tokenizer                  tools/train.py configs/mage/..._fashion-mnist-32px.py
+#   [4] generate samples by iterative decoding + a grid           tools/generate.py configs/generation/...
+#   [5] FID of the samples vs held-out test images (offline TF-Inception), and of as many real
+#       training images (the floor at this sample size)           tools/analysis_tools/{fid_reference_stats,compute_fid}.py
+#   [6] linear probe of the MAGE encoder vs the same probe on a randomly initialised encoder
+#                                                                 tools/train.py configs/mage/benchmarks/..._fashion-mnist-32px.py
+#   [7] report: numbers, sample grid, reconstruction grid, loss curves -> $WORK/report.md
+#                                                                 tools/analysis_tools/demo_report.py
+#
+#   bash tools/demo.sh                  # the full demo (about 12 min on 2 idle CPU cores)
+#   DEMO_SHORT=1 bash tools/demo.sh     # a few iterations per stage (the tests run this)
+# Environment: PYTHON (default python), WORK_DIR (work_dirs/demo), DATA_DIR (data/fashion_mnist),
+# DEMO_STAGES (e.g. "1 2" to run only some stages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 WORK=${WORK_DIR:-work_dirs/demo}
-CFG=configs/mage/mage_vit-tiny_1xb8-20iters_cpu-32px.py
-echo "== [1/2] data: real photo crops from installed packages -> data/tiny_images"
-$PYTHON tools/dataset_converters/prepare_photo_crops.py data/tiny_images --num 256 --size 32
-echo "== [2/2] tiny MAGE pretraining with the mmengine Runner -> $WORK/pretrain"
-$PYTHON tools/train.py $CFG --work-dir "$WORK/pretrain" --cfg-options train_cfg.max_iters=100 \
-  param_scheduler.1.end=100 default_hooks.checkpoint.interval=50
-echo "== done: logs and checkpoints in $WORK/pretrain"
+DATA=${DATA_DIR:-data/fashion_mnist}
+STAGES=${DEMO_STAGES:-1 2 3 4 5 6 7}
+NSTAGES=7
+TOK_CFG=configs/tokenizer/vqgan_tiny-f4_1xb32-300iters_fashion-mnist-32px.py
+MAGE_CFG=configs/mage/mage_vit-tiny_1xb32-2000iters_fashion-mnist-32px.py
+GEN_CFG=configs/generation/mage-gen_vit-tiny_iter8-temp6_cpu-32px.py
+PROBE_CFG=configs/mage/benchmarks/vit-tiny_1xb64-linear-coslr-8e_fashion-mnist-32px.py
+
+if [ "${DEMO_SHORT:-0}" = "1" ]; then
+  NUM_TRAIN=64; NUM_TEST=32; TOK_ITERS=4; MAGE_ITERS=4; NUM_GEN=8; NUM_FID_REF=32
+  TOK_SHORT=(train_dataloader.batch_size=8 val_dataloader.batch_size=32 model.usage_window=2
+             train_cfg.val_interval=4 default_hooks.logger.interval=1)
+  MAGE_SHORT=(train_dataloader.batch_size=8 default_hooks.logger.interval=1)
+  PROBE_SHORT=(train_cfg.max_epochs=1 train_cfg.val_interval=1 param_scheduler.0.end=1 param_scheduler.1.begin=1
+               param_scheduler.1.end=2 default_hooks.logger.interval=1)
+else
+  NUM_TRAIN=${DEMO_NUM_TRAIN:-5000}; NUM_TEST=${DEMO_NUM_TEST:-1000}; TOK_ITERS=300; MAGE_ITERS=2000
+  NUM_GEN=${DEMO_NUM_GEN:-100}; NUM_FID_REF=${DEMO_NUM_FID_REF:-500}
+  TOK_SHORT=(); MAGE_SHORT=(); PROBE_SHORT=()
+fi
+TOKENIZER_CKPT=$WORK/tokenizer/iter_${TOK_ITERS}.pth
+MAGE_CKPT=$WORK/mage/iter_${MAGE_ITERS}.pth
+mkdir -p "$WORK/results" "$WORK/pictures"
+RESULTS=$WORK/results.json
+# a complete run starts a fresh record; a partial one (DEMO_STAGES) adds to it
+[ "$STAGES" = "1 2 3 4 5 6 7" ] && rm -f "$RESULTS" "$WORK"/results/*.json "$WORK"/pictures/*.png
+
+record_time() {  # record_time STAGE SECONDS: merge into $RESULTS["timings"]
+  "$PYTHON" - "$RESULTS" "$1" "$2" <<'EOF'
+import json, os, sys
+path, stage, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+data = json.load(open(path)) if os.path.isfile(path) else {}
+data.setdefault('timings', {})[stage] = round(seconds, 1)
+json.dump(data, open(path, 'w'), indent=1)
+EOF
+}
+
+run_stage() {  # run_stage NUMBER NAME COMMAND...
+  local num=$1 name=$2
+  shift 2
+  case " $STAGES " in *" $num "*) ;; *) echo "== [$num/$NSTAGES] $name: skipped (DEMO_STAGES=$STAGES)"; return 0 ;; esac
+  echo "== [$num/$NSTAGES] $name"
+  echo "   \$ $*"
+  local start end secs
+  start=$(date +%s.%N)
+  "$@"
+  end=$(date +%s.%N)
+  secs=$(awk "BEGIN {print $end - $start}")
+  record_time "$num. $name" "$secs"
+  printf '== [%s/%s] %s: done in %.1f s\n' "$num" "$NSTAGES" "$name" "$secs"
+}
+
+run_stage 1 "data: Fashion-MNIST" \
+  "$PYTHON" tools/dataset_converters/prepare_fashion_mnist.py "$DATA" --size 32 \
+    --num-train "$NUM_TRAIN" --num-test "$NUM_TEST"
+
+run_stage 2 "tokenizer training" \
+  "$PYTHON" tools/train.py "$TOK_CFG" --work-dir "$WORK/tokenizer" --cfg-options \
+    train_dataloader.dataset.data_root="$DATA" val_dataloader.dataset.data_root="$DATA" \
+    train_cfg.max_iters="$TOK_ITERS" \
+    default_hooks.checkpoint.interval="$TOK_ITERS" ${TOK_SHORT[@]+"${TOK_SHORT[@]}"}
+
+run_stage 3 "MAGE pretraining" \
+  "$PYTHON" tools/train.py "$MAGE_CFG" --work-dir "$WORK/mage" --cfg-options \
+    model.target_generator.init_cfg.checkpoint="$TOKENIZER_CKPT" model.target_generator.init_cfg.prefix=tokenizer. \
+    train_dataloader.dataset.data_root="$DATA" train_cfg.max_iters="$MAGE_ITERS" \
+    default_hooks.checkpoint.interval="$MAGE_ITERS" ${MAGE_SHORT[@]+"${MAGE_SHORT[@]}"}
+
+generate() {
+  "$PYTHON" tools/generate.py "$GEN_CFG" "$MAGE_CKPT" --num-images "$NUM_GEN" --out-dir "$WORK/samples" \
+    --batch-size 50 --grid 64 --overwrite
+  cp "$WORK/samples/grid.png" "$WORK/pictures/samples.png"
+}
+run_stage 4 "generation" generate
+
+fid() {
+  # reference: held-out test images; floor: as many real *training* images as samples
+  "$PYTHON" tools/analysis_tools/fid_reference_stats.py "$DATA/test" --out "$WORK/fid/test_stats.npz" \
+    --max-images "$NUM_FID_REF"
+  rm -rf "$WORK/fid/real_train" && mkdir -p "$WORK/fid/real_train"
+  find "$DATA/train" -name '*.png' | sort | head -n "$NUM_GEN" | xargs -I{} cp {} "$WORK/fid/real_train/"
+  "$PYTHON" tools/analysis_tools/compute_fid.py "$WORK/samples" "$WORK/fid/test_stats.npz" --out "$WORK/fid/samples.json"
+  "$PYTHON" tools/analysis_tools/compute_fid.py "$WORK/fid/real_train" "$WORK/fid/test_stats.npz" \
+    --out "$WORK/fid/real_train.json"
+  "$PYTHON" - "$WORK" <<'EOF'
+import json, os.path as osp, sys
+work = sys.argv[1]
+gen, real = (json.load(open(osp.join(work, 'fid', f))) for f in ('samples.json', 'real_train.json'))
+out = {'FID (TF-Inception)': {
+    f"generated ({gen['num_generated']}) vs test ({gen['num_reference']})": round(gen['fid'], 2),
+    f"real train ({real['num_generated']}) vs test: the floor at this size": round(real['fid'], 2)}}
+json.dump(out, open(osp.join(work, 'results', 'fid.json'), 'w'), indent=1)
+print(json.dumps(out, indent=1))
+EOF
+}
+run_stage 5 "FID" fid
+
+probe() {
+  local common=(train_dataloader.dataset.data_root="$DATA" val_dataloader.dataset.data_root="$DATA"
+                test_dataloader.dataset.data_root="$DATA" ${PROBE_SHORT[@]+"${PROBE_SHORT[@]}"})
+  "$PYTHON" tools/train.py "$PROBE_CFG" --work-dir "$WORK/probe_mage" --cfg-options \
+    model.backbone.init_cfg.checkpoint="$MAGE_CKPT" model.backbone.tokenizer.init_cfg.checkpoint="$MAGE_CKPT" \
+    "${common[@]}"
+  # the same probe on a randomly initialised encoder (same trained tokenizer): what pretraining adds
+  "$PYTHON" tools/train.py "$PROBE_CFG" --work-dir "$WORK/probe_random" --cfg-options \
+    model.backbone.init_cfg=None model.backbone.tokenizer.init_cfg.checkpoint="$MAGE_CKPT" "${common[@]}"
+  "$PYTHON" - "$WORK" <<'EOF'
+import glob, json, os.path as osp, sys
+work = sys.argv[1]
+
+def last_top1(run):
+    logs = sorted(glob.glob(osp.join(work, run, '*', 'vis_data', 'scalars.json')))
+    vals = [json.loads(line) for line in open(logs[-1])]
+    return [v for v in vals if 'accuracy/top1' in v][-1]['accuracy/top1']
+
+out = {'linear probe, Fashion-MNIST test top-1 (%)': {
+    'MAGE-pretrained encoder': round(last_top1('probe_mage'), 2),
+    'randomly initialised encoder': round(last_top1('probe_random'), 2)}}
+json.dump(out, open(osp.join(work, 'results', 'probe.json'), 'w'), indent=1)
+print(json.dumps(out, indent=1))
+EOF
+}
+run_stage 6 "linear probe: pretrained vs random" probe
+
+report() {
+  local extra=() f
+  for f in "$WORK"/results/*.json; do [ -f "$f" ] && extra+=("$f"); done
+  local pics=()
+  for f in "$WORK"/pictures/*.png; do [ -f "$f" ] && pics+=(--picture "$(basename "${f%.png}")=$f"); done
+  "$PYTHON" tools/analysis_tools/demo_report.py "$WORK" \
+    --work-dir tokenizer="$WORK/tokenizer" --work-dir mage="$WORK/mage" \
+    --tokenizer "$TOKENIZER_CKPT" --images "$DATA/test" --num-recon 16 \
+    --results "$RESULTS" ${extra[@]+"${extra[@]}"} ${pics[@]+"${pics[@]}"}
+}
+run_stage 7 "report" report
+echo "== done: $WORK/report.md (stage timings in $RESULTS)"

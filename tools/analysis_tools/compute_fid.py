@@ -22,6 +22,7 @@ def main(argv=None) -> dict:
     parser.add_argument('--inception', default=None)
     parser.add_argument('--batch-size', type=int, default=50)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--out', default=None, help='also write the result to this JSON file')
     args = parser.parse_args(argv)
     from tqdm import tqdm
 
@@ -49,6 +50,9 @@ def main(argv=None) -> dict:
     result = fid_from_features(generated, mu_r, sigma_r)
     result.update(num_generated=len(generated), num_reference=n_r)
     print(json.dumps(result, indent=2))
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=2)
     return result
 
 
