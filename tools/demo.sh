@@ -100,7 +100,8 @@ fid() {
   "$PYTHON" tools/analysis_tools/fid_reference_stats.py "$DATA/test" --out "$WORK/fid/test_stats.npz" \
     --max-images "$NUM_FID_REF"
   rm -rf "$WORK/fid/real_train" && mkdir -p "$WORK/fid/real_train"
-  find "$DATA/train" -name '*.png' | sort | head -n "$NUM_GEN" | xargs -I{} cp {} "$WORK/fid/real_train/"
+  # (awk reads all of its input: no SIGPIPE under pipefail, unlike head)
+  find "$DATA/train" -name '*.png' | sort | awk -v n="$NUM_GEN" 'NR <= n' | xargs -I{} cp {} "$WORK/fid/real_train/"
   "$PYTHON" tools/analysis_tools/compute_fid.py "$WORK/samples" "$WORK/fid/test_stats.npz" --out "$WORK/fid/samples.json"
   "$PYTHON" tools/analysis_tools/compute_fid.py "$WORK/fid/real_train" "$WORK/fid/test_stats.npz" \
     --out "$WORK/fid/real_train.json"
