@@ -132,3 +132,20 @@ def test_error_paths(parity_dump, tmp_path):
     res = run_tool(tmp_path / 'absent.pth', tmp_path / 'out.pth')
     assert res.returncode == 2 and 'not found' in res.stderr
     assert not (tmp_path / 'out.pth').exists()
+
+
+class _RunsCodeOnLoad:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+
+def test_converter_never_unpickles_code(parity_dump, tmp_path):
+    marker = tmp_path / 'pwned'
+    src = tmp_path / 'evil.pth'
+    torch.save({'model': parity_dump['state_dicts']['vqgan'], 'x': _RunsCodeOnLoad(str(marker))}, src)
+    res = run_tool(src, tmp_path / 'out.pth')
+    assert res.returncode == 2 and 'refusing to unpickle' in res.stderr and 'Traceback' not in res.stderr
+    assert not marker.exists() and not (tmp_path / 'out.pth').exists()

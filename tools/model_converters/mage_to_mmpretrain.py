@@ -15,6 +15,7 @@ checkpoint from elsewhere cannot run code while being converted.
 import argparse
 import os
 import os.path as osp
+import pickle
 import sys
 
 import torch
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
         checkpoint = load_official(args.src)
         state_dict, layout = convert_official(checkpoint, layout=args.layout, with_tokenizer=not args.no_tokenizer,
                                               ignore_keys=args.ignore_keys)
-    except (FileNotFoundError, CheckpointLayoutError) as err:
+    except (FileNotFoundError, CheckpointLayoutError, pickle.UnpicklingError) as err:
         print(f'error: {args.src}: {err}', file=sys.stderr)
         return 2
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
