@@ -7,8 +7,8 @@ import pytest
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TINY_PRETRAIN_CFG = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_cpu-32px.py')
-TINY_GEN_CFG = osp.join(ROOT, 'configs', 'generation', 'mage-gen_vit-tiny_iter8-temp6_cpu-32px.py')
+TINY_PRETRAIN_CFG = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')
+TINY_GEN_CFG = osp.join(ROOT, 'configs', 'generation', 'mage-gen_vit-tiny_iter8-temp6_photo-crops-32px.py')
 
 
 def save_random_tiny_checkpoint(path: str, seed: int = 0) -> str:

@@ -16,16 +16,16 @@ from mmpretrain.registry import DATASETS, MODELS
 from mage_mm.datasets import RandomResizedCropNoRetry, packaged_photo_paths, random_crops, write_image_folder
 from mage_mm.engine import MAGELARS
 from mage_mm.utils.checkpoint import safe_load
-from mage_mm.utils.official import convert_official
+from mage_mm.converters import convert_official
 from parity_utils import backbone_cfg, tokenizer_cfg
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BENCH = osp.join(ROOT, 'configs', 'mage', 'benchmarks')
-LP_TINY = osp.join(BENCH, 'vit-tiny_1xb8-linear-coslr-2e_cpu-32px.py')
-FT_TINY = osp.join(BENCH, 'vit-tiny_1xb8-coslr-2e_cpu-32px.py')
+LP_TINY = osp.join(BENCH, 'vit-tiny_1xb8-linear-coslr-2e_photo-crops-5cls-32px.py')
+FT_TINY = osp.join(BENCH, 'vit-tiny_1xb8-coslr-2e_photo-crops-5cls-32px.py')
 LP_B = osp.join(BENCH, 'vit-base-p16_8xb512-linear-coslr-90e_in1k-256px.py')
 FT_B = osp.join(BENCH, 'vit-base-p16_8xb128-coslr-100e_in1k-256px.py')
-PRETRAIN_TINY = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_cpu-32px.py')
+PRETRAIN_TINY = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')
 NUM_CLASSES = 5
 
 

@@ -13,7 +13,7 @@ PRETRAIN = {
     'b': 'configs/mage/mage_vit-base-p16_8xb512-amp-coslr-1600e_in1k-256px.py',
     'l': 'configs/mage/mage_vit-large-p16_8xb512-amp-coslr-1600e_in1k-256px.py',
 }
-TINY = 'configs/mage/mage_vit-tiny_1xb8-20iters_cpu-32px.py'
+TINY = 'configs/mage/mage_vit-tiny_1xb8-20iters_photo-crops-32px.py'
 
 
 def test_pretrain_configs_load():

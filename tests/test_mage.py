@@ -10,7 +10,7 @@ from mage_mm.models import MAGE
 from mage_mm.models.utils import TruncatedGaussianRatio
 
 TINY_CFG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'mage',
-                    'mage_vit-tiny_1xb8-20iters_cpu-32px.py')
+                    'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')
 
 
 def build_tiny() -> MAGE:

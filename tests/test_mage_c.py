@@ -17,7 +17,7 @@ from mage_mm.datasets import packaged_photo_paths, random_crops, write_image_fol
 from mage_mm.models import MAGE, MAGEC
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CFG = osp.join(ROOT, 'configs', 'mage', 'mage-c_vit-tiny_1xb8-20iters_cpu-32px.py')
+CFG = osp.join(ROOT, 'configs', 'mage', 'mage-c_vit-tiny_1xb8-20iters_photo-crops-32px.py')
 
 
 @pytest.fixture(autouse=True)

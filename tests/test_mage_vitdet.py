@@ -19,9 +19,9 @@ from mage_mm.models.backbones.mage_vitdet import MAGEViTDet
 from mage_mm.models.necks.simple_fpn import SimpleFeaturePyramid
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TINY = osp.join(ROOT, 'configs', 'detection', 'vitdet_mask-rcnn_mage-vit-tiny_1xb2-4iters_cpu-64px.py')
+TINY = osp.join(ROOT, 'configs', 'detection', 'vitdet_mask-rcnn_mage-vit-tiny_1xb2-4iters_photo-coco-64px.py')
 FULL = osp.join(ROOT, 'configs', 'detection', 'vitdet_mask-rcnn_mage-vit-base-p16_16xb4-lsj-100e_coco-1024px.py')
-PRETRAIN_TINY = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_cpu-32px.py')
+PRETRAIN_TINY = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')
 ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 VIT_KW = dict(arch=ARCH, codebook_size=256, num_legacy_class_ids=1, fake_class_id=256, token_grid=8,
               tokenizer=dict(type='MAGEVQGAN', arch='tiny'))

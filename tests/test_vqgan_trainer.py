@@ -16,14 +16,15 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-import mage_mm.models.tokenizers.vqgan_trainer  # noqa: F401  registers the trainer (imports mmagic)
+import mage_mm.models.algorithms.vqgan_trainer  # noqa: F401  registers the trainer (imports mmagic)
 from mage_mm.datasets import packaged_photo_paths, random_crops, write_image_folder
-from mage_mm.evaluation.reconstruction import VQReconstructionMetric, codebook_stats, psnr
-from mage_mm.models.tokenizers.export import load_tokenizer, read_tokenizer
+from mage_mm.evaluation import VQReconstructionMetric, psnr
+from mage_mm.apis import load_tokenizer, read_tokenizer
+from mage_mm.models.utils.codebook import codebook_stats
 from mage_mm.utils.checkpoint import safe_load
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CFG = osp.join(ROOT, 'configs', 'tokenizer', 'vqgan_tiny-f4_1xb8-20iters_cpu-32px.py')
+CFG = osp.join(ROOT, 'configs', 'tokenizer', 'vqgan_tiny-f4_1xb8-20iters_photo-crops-32px.py')
 DISC = dict(type='mmagic.PatchDiscriminator', in_channels=3, base_channels=16, num_conv=2)
 
 
@@ -309,7 +310,7 @@ def test_tools_train_with_validation_export_and_load_into_mage(image_dir, tmp_pa
 def test_tokenizer_configs_build(name):
     from mmengine.optim import build_optim_wrapper
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'tokenizer', name))
-    assert 'mage_mm.models.tokenizers.vqgan_trainer' in cfg.custom_imports.imports
+    assert 'mage_mm.models.algorithms.vqgan_trainer' in cfg.custom_imports.imports
     model = MODELS.build(cfg.model)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     tok_params = {id(p) for p in model.tokenizer.parameters()}

@@ -25,7 +25,7 @@ STAGES=${DEMO_STAGES:-1 2 3 4 5 6 7}
 NSTAGES=7
 TOK_CFG=configs/tokenizer/vqgan_tiny-f4_1xb32-300iters_fashion-mnist-32px.py
 MAGE_CFG=configs/mage/mage_vit-tiny_1xb32-2000iters_fashion-mnist-32px.py
-GEN_CFG=configs/generation/mage-gen_vit-tiny_iter8-temp6_cpu-32px.py
+GEN_CFG=configs/generation/mage-gen_vit-tiny_iter8-temp6_photo-crops-32px.py
 PROBE_CFG=configs/mage/benchmarks/vit-tiny_1xb64-linear-coslr-8e_fashion-mnist-32px.py
 
 if [ "${DEMO_SHORT:-0}" = "1" ]; then

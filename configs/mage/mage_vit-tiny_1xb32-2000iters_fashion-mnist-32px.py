@@ -5,7 +5,7 @@
 # (tools/demo_stages.sh runs data -> tokenizer -> this). The tokenizer is read from that Runner checkpoint
 # (its weights sit under the 'tokenizer.' prefix). Alternatively export a plain MAGEVQGAN file with
 # tools/model_converters/export_vqgan_tokenizer.py and drop the prefix.
-_base_ = ['./mage_vit-tiny_1xb8-20iters_cpu-32px.py']
+_base_ = ['./mage_vit-tiny_1xb8-20iters_photo-crops-32px.py']
 
 tokenizer_checkpoint = 'work_dirs/demo/tokenizer/iter_300.pth'
 max_iters = 2000

@@ -4,7 +4,7 @@
 # then: python tools/train.py configs/tokenizer/vqgan_tiny-f4_1xb32-300iters_fashion-mnist-32px.py
 # and:  python tools/model_converters/export_vqgan_tokenizer.py work_dirs/<this config> \
 #           work_dirs/<this config>/vqgan_tokenizer.pth
-_base_ = ['./vqgan_tiny-f4_1xb8-20iters_cpu-32px.py']
+_base_ = ['./vqgan_tiny-f4_1xb8-20iters_photo-crops-32px.py']
 
 max_iters = 300
 # A few hundred CPU iterations are far too few for the adversarial term to pay off (it cost PSNR when it

@@ -3,7 +3,7 @@
 # linear, LARS, warm-up + cosine) on the 10 Fashion-MNIST classes: train split -> held-out test split.
 # The demo runs it twice: with the pretrained encoder, and with `model.backbone.init_cfg=None`
 # (a randomly initialised encoder, same tokenizer) as the baseline that pretraining must beat.
-_base_ = ['./vit-tiny_1xb8-linear-coslr-2e_cpu-32px.py']
+_base_ = ['./vit-tiny_1xb8-linear-coslr-2e_photo-crops-5cls-32px.py']
 
 pretrained = 'work_dirs/demo/mage/iter_2000.pth'
 num_classes = 10

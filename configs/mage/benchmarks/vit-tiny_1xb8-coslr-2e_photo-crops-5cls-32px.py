@@ -1,9 +1,10 @@
 # Tiny fine-tuning for CPU tests and the demo: the ViT-B recipe (RandAugment, Mixup/CutMix, label
 # smoothing, AdamW with layer-wise lr decay 0.65, drop path, warm-up + cosine) on the tiny MAGE of
-# configs/mage/mage_vit-tiny_1xb8-20iters_cpu-32px.py. Data as in vit-tiny_1xb8-linear-coslr-2e_cpu-32px.py.
+# configs/mage/mage_vit-tiny_1xb8-20iters_photo-crops-32px.py. Data ("photo-crops-5cls") as in
+# vit-tiny_1xb8-linear-coslr-2e_photo-crops-5cls-32px.py.
 _base_ = ['./vit-base-p16_8xb128-coslr-100e_in1k-256px.py']
 
-pretrained = 'work_dirs/mage_vit-tiny_1xb8-20iters_cpu-32px/iter_20.pth'
+pretrained = 'work_dirs/mage_vit-tiny_1xb8-20iters_photo-crops-32px/iter_20.pth'
 codebook_size = 256
 num_classes = 5
 model = dict(

@@ -1,7 +1,8 @@
-# Tiny MAGE-C for CPU tests and the demo: the tiny MAGE (configs/mage/mage_vit-tiny_1xb8-20iters_cpu-32px.py)
-# with the MAGE-C choices of mage-c_vit-base-p16_8xb256-amp-coslr-1600e_in1k-256px.py at 32 px, 8 images x
-# 2 views per step, BN instead of SyncBN.
-_base_ = ['./mage_vit-tiny_1xb8-20iters_cpu-32px.py']
+# Tiny MAGE-C for CPU tests and the demo: the tiny MAGE
+# (configs/mage/mage_vit-tiny_1xb8-20iters_photo-crops-32px.py, same data) with the MAGE-C choices of
+# mage-c_vit-base-p16_8xb256-amp-coslr-1600e_in1k-256px.py at 32 px, 8 images x 2 views per step, BN instead
+# of SyncBN.
+_base_ = ['./mage_vit-tiny_1xb8-20iters_photo-crops-32px.py']
 
 model = dict(
     type='MAGEC',

@@ -1,6 +1,8 @@
 # Tiny MAGE for CPU tests and the demo: 32 px images, a 32-channel tokenizer with 256 codes (factor 4,
 # 8x8 = 64 tokens), a 2-layer 64-d ViT and a 1-layer 32-d decoder. Trains in seconds on a laptop CPU.
-# Data: any folder of images under data_root (tests make one from real photos).
+# Data ("photo-crops"): an unlabelled folder of 32 px crops of the real photos shipped in installed packages,
+#   python tools/dataset_converters/prepare_photo_crops.py data/tiny_images --num 64 --size 32
+# (any folder of images works; tests make one the same way).
 _base_ = ['../_base_/default_runtime.py']
 
 codebook_size = 256

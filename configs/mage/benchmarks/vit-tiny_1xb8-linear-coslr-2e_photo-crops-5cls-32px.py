@@ -1,11 +1,13 @@
 # Tiny linear probe for CPU tests and the demo: the ViT-B protocol (same pipeline, frozen backbone, BN
-# neck, LARS, warm-up + cosine) on the tiny MAGE of configs/mage/mage_vit-tiny_1xb8-20iters_cpu-32px.py
-# (32 px, 'tiny' tokenizer with factor 4 -> 8x8 tokens, 64-d 2-layer ViT). Data: an ImageFolder tree
-# data_root/{train,val}/<class>/<image> (tests make one from labelled real photo crops).
+# neck, LARS, warm-up + cosine) on the tiny MAGE of configs/mage/mage_vit-tiny_1xb8-20iters_photo-crops-32px.py
+# (32 px, 'tiny' tokenizer with factor 4 -> 8x8 tokens, 64-d 2-layer ViT). Data ("photo-crops-5cls"): an
+# ImageFolder tree data_root/{train,val}/<class>/<image> of 32 px crops of 5 real photos, labelled by source
+# photo (tests make one with mage_mm.datasets.photos; any ImageFolder tree of 5 classes works).
 _base_ = ['./vit-base-p16_8xb512-linear-coslr-90e_in1k-256px.py']
 
-# the tiny pretraining run's last checkpoint (python tools/train.py configs/mage/mage_vit-tiny_1xb8-20iters_cpu-32px.py)
-pretrained = 'work_dirs/mage_vit-tiny_1xb8-20iters_cpu-32px/iter_20.pth'
+# the tiny pretraining run's last checkpoint
+# (python tools/train.py configs/mage/mage_vit-tiny_1xb8-20iters_photo-crops-32px.py)
+pretrained = 'work_dirs/mage_vit-tiny_1xb8-20iters_photo-crops-32px/iter_20.pth'
 codebook_size = 256
 num_classes = 5
 model = dict(

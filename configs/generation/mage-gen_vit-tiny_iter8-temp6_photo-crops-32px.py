@@ -1,7 +1,8 @@
 # Tiny MAGE generator for CPU tests and the demo: the architecture of
-# configs/mage/mage_vit-tiny_1xb8-20iters_cpu-32px.py (a checkpoint of that config loads here as is),
+# configs/mage/mage_vit-tiny_1xb8-20iters_photo-crops-32px.py (a checkpoint of that config loads here as is),
 # 32x32 images (8x8 tokens), 8 decoding steps (the schedule is for 64 tokens instead of 256).
-# The FID evaluation compares `fake_nums` samples with a folder of real images (data_root),
+# The FID evaluation compares `fake_nums` samples with a folder of real images (data_root: the 32 px photo
+# crops of tools/dataset_converters/prepare_photo_crops.py, the data of the tiny pretraining config),
 # whose statistics are computed once and cached in work_dirs/fid_cache.
 _base_ = ['./_base_/mage-gen_default_runtime.py']
 

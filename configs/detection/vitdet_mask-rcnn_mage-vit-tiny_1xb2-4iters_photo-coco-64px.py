@@ -1,11 +1,13 @@
 # Tiny ViTDet-style Mask R-CNN for CPU tests and the demo: the full recipe's model and LSJ pipeline at 64 px
-# with the tiny MAGE of configs/mage/mage_vit-tiny_1xb8-20iters_cpu-32px.py ('tiny' tokenizer, factor 4:
-# 64 px -> 16x16 tokens, its 8x8 position table interpolated; 2 blocks, block 0 with 8x8 windows, block 1
-# global). The backbone stride is 4, so the pyramid uses scale factors 1 ... 1/8 to keep strides 4-64.
-# Data: a COCO-format folder (tests build one from real photos, see tests/test_mage_vitdet.py).
+# with the tiny MAGE of configs/mage/mage_vit-tiny_1xb8-20iters_photo-crops-32px.py ('tiny' tokenizer,
+# factor 4: 64 px -> 16x16 tokens, its 8x8 position table interpolated; 2 blocks, block 0 with 8x8 windows,
+# block 1 global). The backbone stride is 4, so the pyramid uses scale factors 1 ... 1/8 to keep strides 4-64.
+# Data ("photo-coco"): a COCO-format folder of real-photo composites, a cat and a cup crop pasted on crops of
+# the other packaged photos, 2 classes with exact boxes and masks (tests build one, see make_tiny_coco in the
+# detection tests).
 _base_ = ['./vitdet_mask-rcnn_mage-vit-base-p16_16xb4-lsj-100e_coco-1024px.py']
 
-pretrained = 'work_dirs/mage_vit-tiny_1xb8-20iters_cpu-32px/iter_20.pth'
+pretrained = 'work_dirs/mage_vit-tiny_1xb8-20iters_photo-crops-32px/iter_20.pth'
 image_size = (64, 64)
 embed_dims = 64
 codebook_size = 256

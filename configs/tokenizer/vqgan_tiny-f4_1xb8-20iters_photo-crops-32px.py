@@ -1,11 +1,12 @@
 # Tiny MAGE tokenizer training for CPU tests: the 'tiny' MAGEVQGAN (ch 32, factor 4, 256 codes of 64-d)
 # on 32 px images with L1 + LPIPS-VGG + VQ losses, a hinge PatchGAN from iteration 10 (mmagic's
 # PatchDiscriminator / GANLoss, taming's adaptive weight) and dead-code restarts. Validation reports
-# PSNR, LPIPS and codebook usage. Data: any folder of images under data_root (tests make one from
-# real photos); configs/tokenizer/vqgan_tiny-f4_1xb32-*_fashion-mnist-32px.py is the demo's.
+# PSNR, LPIPS and codebook usage. Data ("photo-crops"): the folder of 32 px real photo crops written by
+# tools/dataset_converters/prepare_photo_crops.py data/tiny_images (any image folder works; tests make one);
+# configs/tokenizer/vqgan_tiny-f4_1xb32-*_fashion-mnist-32px.py is the demo's.
 _base_ = ['../_base_/default_runtime.py']
 # the trainer module imports mmagic (discriminator, GAN loss, multi-optimizer constructor)
-custom_imports = dict(imports=['mage_mm', 'mage_mm.models.tokenizers.vqgan_trainer'], allow_failed_imports=False)
+custom_imports = dict(imports=['mage_mm', 'mage_mm.models.algorithms.vqgan_trainer'], allow_failed_imports=False)
 
 model = dict(
     type='VQGANTokenizerTrainer',
