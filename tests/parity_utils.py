@@ -1,8 +1,8 @@
 """Build mage_mm models from a parity dump's ``config`` (no constants from here)."""
 import torch
 
+from mage_mm.converters import convert_official
 from mage_mm.models import MAGE, MAGEVQGAN
-from mage_mm.utils.official import convert_official
 
 
 def tokenizer_cfg(dump) -> dict:

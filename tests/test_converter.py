@@ -15,7 +15,7 @@ import pytest
 import torch
 from mmpretrain.registry import MODELS
 
-from mage_mm.utils.official import CheckpointLayoutError, convert_official
+from mage_mm.converters import CheckpointLayoutError, convert_official
 from parity_utils import build_mage, build_tokenizer
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -8,10 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-import mage_mm.models.generators  # noqa: F401
+import mage_mm.models.generators.mage_generator  # noqa: F401
 from generation_utils import ROOT, TINY_GEN_CFG, one_torch_thread, real_photo_folder, \
     save_random_tiny_checkpoint  # noqa: F401
-from mage_mm.models.generators import edit_mask, init_generator, load_rgb01, schedule_counts, token_mask_from_pixels
+from mage_mm.apis import init_generator, load_rgb01
+from mage_mm.models.generators import edit_mask, schedule_counts, token_mask_from_pixels
 
 
 @pytest.fixture(scope='module')

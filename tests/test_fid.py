@@ -15,7 +15,7 @@ from mmengine.config import Config
 from PIL import Image
 from scipy import linalg
 
-import mage_mm.evaluation  # noqa: F401  registers LocalInceptionFID in mmagic
+import mage_mm.evaluation.metrics  # noqa: F401  registers LocalInceptionFID in mmagic
 from generation_utils import (TINY_GEN_CFG, one_torch_thread, real_photo_folder,  # noqa: F401
                               save_random_tiny_checkpoint)
 from mage_mm.evaluation import (TFInceptionFeatures, cached_reference_stats, compute_folder_features,

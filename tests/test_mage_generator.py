@@ -11,11 +11,13 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
-import mage_mm.models.generators  # noqa: F401  registers MAGEGenerator in mmagic
+import mage_mm.models.generators.mage_generator  # noqa: F401  registers MAGEGenerator in mmagic
 from generation_utils import (TINY_GEN_CFG, TINY_PRETRAIN_CFG, one_torch_thread,  # noqa: F401
                               save_random_tiny_checkpoint)
-from mage_mm.models.generators import MAGEGenerator, ReplaySampler, init_generator, iterative_decode
-from mage_mm.utils.official import convert_official
+from mage_mm.apis import init_generator
+from mage_mm.models.generators import ReplaySampler, iterative_decode
+from mage_mm.models.generators.mage_generator import MAGEGenerator
+from mage_mm.converters import convert_official
 from parity_utils import backbone_cfg, token_grid, tokenizer_cfg
 
 PARTS = ('backbone', 'neck', 'head', 'target_generator')
@@ -36,7 +38,7 @@ def test_tiny_generation_config_is_the_pretraining_architecture():
     for part in PARTS:
         assert gen.model[part] == pre.model[part], part
     assert gen.model.type == 'MAGEGenerator' and gen.default_scope == 'mmagic'
-    assert {'mage_mm', 'mage_mm.models.generators', 'mage_mm.evaluation'} <= set(gen.custom_imports.imports)
+    assert {'mage_mm', 'mage_mm.models.generators.mage_generator', 'mage_mm.evaluation.metrics'} <= set(gen.custom_imports.imports)
 
 
 @pytest.mark.parametrize('name', ['base-p16', 'large-p16'])

@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mage_mm.datasets.fashion_mnist import (CLASSES, DEFAULT_ROOT, balanced_subset, class_dirs, load_split,
-                                            prepare_fashion_mnist, read_annotations, read_idx, to_rgb)
+from tool_utils import REPO_ROOT as ROOT
+from tool_utils import load_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'dataset_converters', 'prepare_fashion_mnist.py')
+_fm = load_tool('dataset_converters/prepare_fashion_mnist')
+CLASSES, DEFAULT_ROOT, balanced_subset, class_dirs = _fm.CLASSES, _fm.DEFAULT_ROOT, _fm.balanced_subset, _fm.class_dirs
+load_split, prepare_fashion_mnist, read_annotations = _fm.load_split, _fm.prepare_fashion_mnist, _fm.read_annotations
+read_idx, to_rgb = _fm.read_idx, _fm.to_rgb
 
 
 @pytest.fixture(scope='module')

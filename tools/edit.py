@@ -67,7 +67,8 @@ def _uint8(images01: torch.Tensor) -> np.ndarray:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from mage_mm.models.generators import edit_mask, image_grid, init_generator, load_mask, load_rgb01
+    from mage_mm.apis import image_grid, init_generator, load_mask, load_rgb01
+    from mage_mm.models.generators import edit_mask
 
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = init_generator(args.config, args.checkpoint, device=device, cfg_options=args.cfg_options)

@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
-    from mage_mm.models.generators import image_grid, init_generator, save_png, to_uint8
+    from mage_mm.apis import image_grid, init_generator, save_png, to_uint8
 
     rank, world, local_rank = setup_distributed()
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')

@@ -7,6 +7,8 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmpretrain.registry import METRICS
 
+from ..models.utils.codebook import codebook_stats
+
 _KNOWN = ('psnr', 'lpips', 'codebook')
 
 
@@ -24,18 +26,6 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, quantize: bool = True) -> tor
         pred, target = (pred * 255).round() / 255, (target * 255).round() / 255
     mse = (pred - target).pow(2).flatten(1).mean(1)
     return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
-
-
-def codebook_stats(counts: torch.Tensor) -> Dict[str, float]:
-    """Usage statistics of a code histogram (K,): used codes, usage fraction, perplexity."""
-    counts = counts.double()
-    total = counts.sum()
-    if total <= 0:
-        return dict(used_codes=0.0, usage=0.0, perplexity=0.0)
-    p = counts / total
-    entropy = -(p[p > 0] * p[p > 0].log()).sum()
-    used = float((counts > 0).sum())
-    return dict(used_codes=used, usage=used / counts.numel(), perplexity=float(entropy.exp()))
 
 
 @METRICS.register_module()

@@ -15,7 +15,6 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-import mage_mm  # noqa: E402,F401
 
 
 def parse_args(argv=None):

@@ -18,9 +18,8 @@ import sys
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-import mage_mm  # noqa: E402  (runtime shims, MAGEVQGAN)
-from mage_mm.models.tokenizers.export import read_tokenizer  # noqa: E402
-from mage_mm.models.tokenizers.vqgan import MAGEVQGAN  # noqa: E402
+from mage_mm.apis import read_tokenizer  # noqa: E402
+from mage_mm.models import MAGEVQGAN  # noqa: E402
 
 
 def main(argv=None) -> int:

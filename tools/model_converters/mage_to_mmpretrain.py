@@ -21,8 +21,8 @@ import sys
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-import mage_mm  # noqa: E402,F401  (runtime shims)
-from mage_mm.utils.official import CheckpointLayoutError, convert_official, load_official  # noqa: E402
+import mage_mm  # noqa: E402  (its version goes into the meta)
+from mage_mm.converters import CheckpointLayoutError, convert_official, load_official  # noqa: E402
 
 
 def parse_args(argv=None):

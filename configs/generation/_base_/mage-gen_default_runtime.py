@@ -1,6 +1,6 @@
 # Runtime of the MAGE generation configs: mmagic scope (MultiTestLoop, metrics, inferencers),
 # mage_mm's mmpretrain parts plus the mmagic generator and the offline FID metric.
-custom_imports = dict(imports=['mage_mm', 'mage_mm.models.generators', 'mage_mm.evaluation'],
+custom_imports = dict(imports=['mage_mm', 'mage_mm.models.generators.mage_generator', 'mage_mm.evaluation.metrics'],
                       allow_failed_imports=False)
 default_scope = 'mmagic'
 

@@ -12,8 +12,8 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
-from mage_mm.utils.checkpoint import safe_load
-from .vqgan import MAGEVQGAN
+from ..models.tokenizers.vqgan import MAGEVQGAN
+from ..utils.checkpoint import safe_load
 
 #: prefix of the tokenizer inside a VQGANTokenizerTrainer checkpoint
 TOKENIZER_PREFIX = 'tokenizer.'

@@ -36,11 +36,9 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-# also registers VQReconstructionMetric (mmpretrain METRICS) for the tokenizer configs
-from mage_mm.evaluation.reconstruction import VQReconstructionMetric, codebook_stats  # noqa: F401
-from mage_mm.models.losses import LPIPS
-from .export import TOKENIZER_PREFIX  # noqa: F401  the trained tokenizer's key prefix in Runner checkpoints
-from .vqgan import MAGEVQGAN
+from ..losses import LPIPS
+from ..tokenizers.vqgan import MAGEVQGAN
+from ..utils.codebook import codebook_stats
 
 
 def _unwrap(module: nn.Module) -> nn.Module:

@@ -1,15 +1,11 @@
-"""Build a :class:`MAGEGenerator` from a config and checkpoint; image helpers for the tools."""
-import math
-import os
+"""Build a :class:`MAGEGenerator` from a config and a checkpoint (the generation tools' entry point)."""
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Union
 
-import numpy as np
 import torch
 from mmengine.config import Config
-from PIL import Image
 
-from ...utils.checkpoint import safe_load
+from ..utils.checkpoint import safe_load
 
 
 def _state_dict(checkpoint: dict, path: str) -> Dict[str, torch.Tensor]:
@@ -59,7 +55,7 @@ def init_generator(config: Union[str, Config], checkpoint: Optional[str] = None,
         device (str): Defaults to ``'cpu'``.
         cfg_options (dict, optional): Overrides merged into the config.
     """
-    import mage_mm.models.generators  # noqa: F401  registers MAGEGenerator in mmagic
+    import mage_mm.models.generators.mage_generator  # noqa: F401  registers MAGEGenerator in mmagic
     from mmagic.registry import MODELS
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
@@ -78,48 +74,4 @@ def init_generator(config: Union[str, Config], checkpoint: Optional[str] = None,
     return model.to(device).eval()
 
 
-def to_uint8(images01: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) RGB in [0, 1] → (B, H, W, 3) uint8, truncating like the official script."""
-    return np.clip(images01.permute(0, 2, 3, 1).cpu().numpy() * 255, 0, 255).astype(np.uint8)
-
-
-def save_png(image: np.ndarray, path: str) -> None:
-    """Write atomically (a temporary file renamed), so an interrupted run leaves no partial image."""
-    tmp = f'{path}.tmp{os.getpid()}.png'
-    Image.fromarray(image).save(tmp)
-    os.replace(tmp, path)
-
-
-def image_grid(images: Sequence[np.ndarray], ncols: Optional[int] = None, pad: int = 2) -> np.ndarray:
-    """Tile (H, W, 3) uint8 images into one grid with ``pad`` white pixels between them."""
-    if not images:
-        raise ValueError('no images for the grid')
-    n = len(images)
-    ncols = ncols or int(math.ceil(math.sqrt(n)))
-    nrows = int(math.ceil(n / ncols))
-    h, w = images[0].shape[:2]
-    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, 3), 255, np.uint8)
-    for i, img in enumerate(images):
-        r, c = divmod(i, ncols)
-        grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = img
-    return grid
-
-
-def load_rgb01(path: str) -> torch.Tensor:
-    """An image file → (1, 3, H, W) RGB float in [0, 1]."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'image not found: {path}')
-    arr = np.asarray(Image.open(path).convert('RGB'), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
-
-
-def load_mask(path: str) -> torch.Tensor:
-    """A mask image → (1, 1, H, W) uint8, 1 where the pixel is nonzero (mmagic's LoadMask rule)."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'mask not found: {path}')
-    arr = np.asarray(Image.open(path).convert('L'))
-    return torch.from_numpy((arr > 0).astype(np.uint8))[None, None]
-
-
-__all__: List[str] = ['init_generator', 'load_generator_checkpoint', 'to_uint8', 'save_png', 'image_grid',
-                      'load_rgb01', 'load_mask']
+__all__: List[str] = ['init_generator', 'load_generator_checkpoint']

@@ -20,7 +20,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 
-from .checkpoint import safe_load
+from ..utils.checkpoint import safe_load
 
 LEGACY_KEYS = ('cls_token', 'pos_embed', 'mask_token', 'decoder_pos_embed')
 LEGACY_PREFIXES = ('patch_embed.', 'decoder_pred.')
