@@ -23,7 +23,7 @@ from mage_mm.apis import load_tokenizer, read_tokenizer
 from mage_mm.models.utils.codebook import codebook_stats
 from mage_mm.utils.checkpoint import safe_load
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = osp.join(ROOT, 'configs', 'tokenizer', 'vqgan_tiny-f4_1xb8-20iters_photo-crops-32px.py')
 DISC = dict(type='mmagic.PatchDiscriminator', in_channels=3, base_channels=16, num_conv=2)
 

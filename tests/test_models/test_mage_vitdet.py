@@ -18,7 +18,7 @@ from mage_mm.models import MAGEViT
 from mage_mm.models.backbones.mage_vitdet import MAGEViTDet
 from mage_mm.models.necks.simple_fpn import SimpleFeaturePyramid
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = osp.join(ROOT, 'configs', 'detection', 'vitdet_mask-rcnn_mage-vit-tiny_1xb2-4iters_photo-coco-64px.py')
 FULL = osp.join(ROOT, 'configs', 'detection', 'vitdet_mask-rcnn_mage-vit-base-p16_16xb4-lsj-100e_coco-1024px.py')
 PRETRAIN_TINY = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')

@@ -15,7 +15,7 @@ from mage_mm.datasets import packaged_photo_paths, random_crops, write_image_fol
 from mage_mm.evaluation import knn_scores, linear_probe_scores, pool_features, topk_accuracy
 from mage_mm.utils.checkpoint import safe_load
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PRETRAIN_TINY = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')
 
 

@@ -127,7 +127,7 @@ def test_reference_statistics_are_cached_by_content(inception, real_dirs, tmp_pa
 
 def test_tools_reference_stats_and_compute_fid(real_dirs, tmp_path):
     import importlib.util
-    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
     def tool(name):
         spec = importlib.util.spec_from_file_location(name, osp.join(root, 'tools', 'analysis_tools', f'{name}.py'))

@@ -19,7 +19,7 @@ from mage_mm.utils.checkpoint import safe_load
 from mage_mm.converters import convert_official
 from parity_utils import backbone_cfg, tokenizer_cfg
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BENCH = osp.join(ROOT, 'configs', 'mage', 'benchmarks')
 LP_TINY = osp.join(BENCH, 'vit-tiny_1xb8-linear-coslr-2e_photo-crops-5cls-32px.py')
 FT_TINY = osp.join(BENCH, 'vit-tiny_1xb8-coslr-2e_photo-crops-5cls-32px.py')

@@ -9,7 +9,7 @@ import sys
 import pytest
 from PIL import Image
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 REPORT_TOOL = osp.join(ROOT, 'tools', 'analysis_tools', 'demo_report.py')
 
 

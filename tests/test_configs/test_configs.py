@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmpretrain.registry import MODELS
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PRETRAIN = {
     'b': 'configs/mage/mage_vit-base-p16_8xb512-amp-coslr-1600e_in1k-256px.py',
     'l': 'configs/mage/mage_vit-large-p16_8xb512-amp-coslr-1600e_in1k-256px.py',

@@ -12,7 +12,7 @@ import torch
 from mage_mm.datasets import packaged_photo_paths, random_crops, write_image_folder
 from mage_mm.utils.checkpoint import safe_load
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')
 
 

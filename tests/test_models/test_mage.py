@@ -9,7 +9,7 @@ from mmpretrain.registry import MODELS
 from mage_mm.models import MAGE
 from mage_mm.models.utils import TruncatedGaussianRatio
 
-TINY_CFG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'mage',
+TINY_CFG = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs', 'mage',
                     'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')
 
 
