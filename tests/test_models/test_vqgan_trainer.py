@@ -286,7 +286,7 @@ def test_tools_train_with_validation_export_and_load_into_mage(image_dir, tmp_pa
     exported = str(tmp_path / 'vqgan_tokenizer.pth')
     assert tool.main([work, exported]) == 0  # a work dir: its last_checkpoint
     out = safe_load(exported)
-    assert out['meta']['tokenizer_arch'] == 'tiny'
+    assert out['meta']['mage_mm']['tokenizer_arch'] == 'tiny'  # data, not config text
     assert set(out['state_dict']) == {k[len('tokenizer.'):] for k in sd if k.startswith('tokenizer.')}
     assert tool.main([str(tmp_path / 'missing.pth'), exported + '.x']) == 2
 

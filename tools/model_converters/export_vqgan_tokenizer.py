@@ -11,32 +11,41 @@ use it as ``MAGEVQGAN(init_cfg=dict(type='Pretrained', checkpoint=DST))`` in any
 ``init_cfg=dict(type='Pretrained', checkpoint=SRC, prefix='tokenizer.')``.
 """
 import argparse
-import os
+import ast
 import os.path as osp
 import sys
 
-import torch
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+import mage_mm  # noqa: E402
 from mage_mm.apis import read_tokenizer  # noqa: E402
 from mage_mm.models import MAGEVQGAN  # noqa: E402
+from mage_mm.utils.atomic import atomic_torch_save  # noqa: E402
+
+
+def _arch(text: str):
+    """``--arch``: a built-in name, or a dict literal (parsed as a literal, never evaluated)."""
+    return ast.literal_eval(text) if text.lstrip().startswith('{') else text
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('src', help='Runner checkpoint, work dir, or MAGE / tokenizer checkpoint')
     parser.add_argument('dst', help='output .pth')
+    parser.add_argument('--arch', type=_arch, default=None,
+                        help="tokenizer arch for files that store none: a name (tiny, parity-tiny, official) or a "
+                        "dict literal \"{'ch': 32, 'ch_mult': [1, 2, 2], 'num_res_blocks': 1, 'z_channels': 64, "
+                        "'num_codes': 256}\"")
     args = parser.parse_args(argv)
     try:
-        state_dict, arch, path = read_tokenizer(args.src)
+        state_dict, arch, path = read_tokenizer(args.src, args.arch)
         # strict load into the architecture: the file is usable as it is written
         MAGEVQGAN(arch=arch, frozen=True).load_state_dict(state_dict, strict=True)
     except (FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
         print(f'error: {args.src}: {err}', file=sys.stderr)
         return 2
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    meta = dict(exported_from=osp.abspath(path), tokenizer_arch=arch, mage_mm_version=mage_mm.__version__)
-    torch.save(dict(state_dict=state_dict, meta=meta), args.dst)
+    # the arch as plain data (read back by load_tokenizer without evaluating any config text)
+    meta = dict(exported_from=osp.abspath(path), mage_mm=dict(tokenizer_arch=arch, version=mage_mm.__version__))
+    atomic_torch_save(dict(state_dict=state_dict, meta=meta), args.dst)
     codes, dim = state_dict['quantize.embedding.weight'].shape
     print(f'exported MAGEVQGAN (arch={arch!r}, {codes} codes x {dim}) from {path}: '
           f'{len(state_dict)} tensors -> {args.dst}')

@@ -13,6 +13,19 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
 
+#: key under which a MAGEVQGAN records its architecture in its state dict's ``_metadata`` entry (plain data:
+#: read back with ``weights_only=True``, so a checkpoint names its tokenizer without any config text to evaluate)
+ARCH_METADATA_KEY = 'mage_mm_tokenizer_arch'
+
+
+def _record_arch(module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> None:
+    # state-dict post hook: every state dict of a model holding a MAGEVQGAN (Runner checkpoints under
+    # 'tokenizer.' / 'target_generator.', plain exports) carries the architecture as data
+    name = next((n for n, a in type(module).arch_zoo.items() if a == module.arch), None)
+    local_metadata[ARCH_METADATA_KEY] = name or {k: (list(v) if isinstance(v, tuple) else v)
+                                                 for k, v in module.arch.items()}
+
+
 def _group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(num_groups=32, num_channels=channels, eps=1e-6, affine=True)
 
@@ -227,6 +240,7 @@ class MAGEVQGAN(BaseModule):
         self.decoder = Decoder(ch, ch_mult, nrb, z, dropout=dropout)
         self.quantize = VectorQuantizer(arch['num_codes'], z, beta=beta)
         self.downsample_factor = 2**(len(ch_mult) - 1)
+        self.register_state_dict_post_hook(_record_arch)
         self.frozen = frozen
         if frozen:
             self.requires_grad_(False)
