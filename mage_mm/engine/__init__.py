@@ -1,6 +1,9 @@
 """mmengine-side additions registered in mmpretrain's registries: the official
 linear-probe LARS, backbone-keyed layer-wise lr decay and the kNN eval hook."""
-from .hooks import KNNEvalHook
-from .optimizers import MAGELARS, BackboneLayerDecayOptimWrapperConstructor
+from .hooks import KNNEvalHook, MAGECheckpointHook, NonFiniteTrainingError
+from .optimizers import MAGELARS, BackboneLayerDecayOptimWrapperConstructor, CPUAutocastOptimWrapper
+from .precision import AutocastTestLoop, AutocastValLoop, apply_precision, precision_context
 
-__all__ = ['KNNEvalHook', 'MAGELARS', 'BackboneLayerDecayOptimWrapperConstructor']
+__all__ = ['CPUAutocastOptimWrapper', 'AutocastTestLoop', 'AutocastValLoop', 'apply_precision',
+           'precision_context', 'KNNEvalHook', 'MAGECheckpointHook', 'NonFiniteTrainingError', 'MAGELARS',
+           'BackboneLayerDecayOptimWrapperConstructor']
