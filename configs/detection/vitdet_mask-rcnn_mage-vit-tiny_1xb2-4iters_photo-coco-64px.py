@@ -5,22 +5,21 @@
 # Data ("photo-coco"): a COCO-format folder of real-photo composites, a cat and a cup crop pasted on crops of
 # the other packaged photos, 2 classes with exact boxes and masks (tests build one, see make_tiny_coco in the
 # detection tests).
-_base_ = ['./vitdet_mask-rcnn_mage-vit-base-p16_16xb4-lsj-100e_coco-1024px.py']
+_base_ = [
+    './vitdet_mask-rcnn_mage-vit-base-p16_16xb4-lsj-100e_coco-1024px.py',
+    '../_base_/models/mage_vit-tiny_encoder.py',
+]
 
 pretrained = 'work_dirs/mage_vit-tiny_1xb8-20iters_photo-crops-32px/iter_20.pth'
 image_size = (64, 64)
-embed_dims = 64
-codebook_size = 256
+embed_dims = _base_.mage_vit_tiny.arch.embed_dims
 num_classes = 2
 norm_cfg = dict(type='mmpretrain.LN2d', eps=1e-6, requires_grad=True)
 model = dict(
     data_preprocessor=dict(batch_augments=[dict(type='BatchFixedSizePad', size=image_size, pad_mask=True)]),
     backbone=dict(
-        arch=dict(_delete_=True, embed_dims=embed_dims, num_layers=2, num_heads=4, feedforward_channels=256),
-        codebook_size=codebook_size,
-        num_legacy_class_ids=1,
-        fake_class_id=codebook_size,
-        token_grid=8,
+        _base_.mage_vit_tiny,
+        arch=dict(_delete_=True, **_base_.mage_vit_tiny.arch),
         window_size=8,
         global_indices=[1],
         tokenizer=dict(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=pretrained,

@@ -11,7 +11,7 @@
 # * projector = 2-layer MLP 768-2048-256 with BN (SyncBN; last BN without affine);
 # * NT-Xent (SimCLR) with temperature 0.2 over the global batch; contrastive weight 0.1.
 # The MAGE part (masking, decoder, loss, optimiser, schedule) is the official recipe.
-_base_ = ['./mage_vit-base-p16_8xb512-amp-coslr-1600e_in1k-256px.py']
+_base_ = ['./mage_vit-base-p16_8xb512-amp-coslr-1600e_in1k-256px.py', '../_base_/datasets/mage-c_views-256px.py']
 
 model = dict(
     type='MAGEC',
@@ -22,17 +22,10 @@ model = dict(
     pool='kept',
 )
 
-view_pipeline = [
-    dict(type='RandomResizedCrop', scale=256, crop_ratio_range=(0.2, 1.0), backend='pillow',
-         interpolation='bilinear'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomApply', prob=0.8,
-         transforms=[dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4, hue=0.0)]),
-    dict(type='RandomGrayscale', prob=0.2, keep_channels=True, channel_weights=(0.114, 0.587, 0.2989)),
-]
+# two views per image, each the MAGE-C view pipeline (MAGE's crop + flip, colour jitter, grayscale)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='MultiView', num_views=2, transforms=[view_pipeline]),
+    dict(type='MultiView', num_views=2, transforms=[_base_.view_pipeline]),
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(batch_size=256, dataset=dict(pipeline=train_pipeline))

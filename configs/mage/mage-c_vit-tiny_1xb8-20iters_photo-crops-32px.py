@@ -2,7 +2,7 @@
 # (configs/mage/mage_vit-tiny_1xb8-20iters_photo-crops-32px.py, same data) with the MAGE-C choices of
 # mage-c_vit-base-p16_8xb256-amp-coslr-1600e_in1k-256px.py at 32 px, 8 images x 2 views per step, BN instead
 # of SyncBN.
-_base_ = ['./mage_vit-tiny_1xb8-20iters_photo-crops-32px.py']
+_base_ = ['./mage_vit-tiny_1xb8-20iters_photo-crops-32px.py', '../_base_/datasets/mage-c_views-256px.py']
 
 model = dict(
     type='MAGEC',
@@ -12,14 +12,8 @@ model = dict(
     contrastive_weight=0.1,
     pool='kept',
 )
-view_pipeline = [
-    dict(type='RandomResizedCrop', scale=32, crop_ratio_range=(0.2, 1.0), backend='pillow',
-         interpolation='bilinear'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomApply', prob=0.8,
-         transforms=[dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4, hue=0.0)]),
-    dict(type='RandomGrayscale', prob=0.2, keep_channels=True, channel_weights=(0.114, 0.587, 0.2989)),
-]
+# the MAGE-C views at 32 px
+view_pipeline = [dict(_base_.view_pipeline[0], scale=32), *_base_.view_pipeline[1:]]
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='MultiView', num_views=2, transforms=[view_pipeline]),

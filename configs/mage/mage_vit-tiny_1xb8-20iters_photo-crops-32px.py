@@ -1,28 +1,10 @@
 # Tiny MAGE for CPU tests and the demo: 32 px images, a 32-channel tokenizer with 256 codes (factor 4,
-# 8x8 = 64 tokens), a 2-layer 64-d ViT and a 1-layer 32-d decoder. Trains in seconds on a laptop CPU.
+# 8x8 = 64 tokens), a 2-layer 64-d ViT and a 1-layer 32-d decoder (configs/_base_/models/mage_vit-tiny.py).
+# Trains in seconds on a laptop CPU.
 # Data ("photo-crops"): an unlabelled folder of 32 px crops of the real photos shipped in installed packages,
 #   python tools/dataset_converters/prepare_photo_crops.py data/tiny_images --num 64 --size 32
 # (any folder of images works; tests make one the same way).
-_base_ = ['../_base_/default_runtime.py']
-
-codebook_size = 256
-model = dict(
-    type='MAGE',
-    data_preprocessor=dict(
-        type='SelfSupDataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.], to_rgb=True),
-    target_generator=dict(type='MAGEVQGAN', arch='tiny'),
-    backbone=dict(
-        type='MAGEViT',
-        arch=dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=256),
-        codebook_size=codebook_size,
-        num_legacy_class_ids=1,  # a fresh model needs only one non-code id for the class slot
-        fake_class_id=codebook_size,
-        token_grid=8),
-    neck=dict(type='MAGEPretrainDecoder', num_tokens=64, in_channels=64, embed_dims=32, num_layers=1,
-              num_heads=4),
-    head=dict(type='MAGEPretrainHead', in_channels=32, embed_dims=64, vocab_size=codebook_size + 2,
-              codebook_size=codebook_size),
-)
+_base_ = ['../_base_/models/mage_vit-tiny.py', '../_base_/default_runtime.py']
 
 data_root = 'data/tiny_images/'
 train_pipeline = [
