@@ -1,9 +1,7 @@
 """mmengine-side additions registered in mmpretrain's registries: the official
 linear-probe LARS, backbone-keyed layer-wise lr decay and the kNN eval hook."""
 from .hooks import KNNEvalHook, MAGECheckpointHook, NonFiniteTrainingError
-from .optimizers import MAGELARS, BackboneLayerDecayOptimWrapperConstructor, CPUAutocastOptimWrapper
-from .precision import AutocastTestLoop, AutocastValLoop, apply_precision, precision_context
+from .optimizers import MAGELARS, BackboneLayerDecayOptimWrapperConstructor
 
-__all__ = ['CPUAutocastOptimWrapper', 'AutocastTestLoop', 'AutocastValLoop', 'apply_precision',
-           'precision_context', 'KNNEvalHook', 'MAGECheckpointHook', 'NonFiniteTrainingError', 'MAGELARS',
+__all__ = ['KNNEvalHook', 'MAGECheckpointHook', 'NonFiniteTrainingError', 'MAGELARS',
            'BackboneLayerDecayOptimWrapperConstructor']
