@@ -20,8 +20,6 @@ from mage_mm.models.generators.mage_generator import MAGEGenerator
 from mage_mm.converters import convert_official
 from parity_utils import backbone_cfg, token_grid, tokenizer_cfg
 
-PARTS = ('backbone', 'neck', 'head', 'target_generator')
-
 
 @pytest.fixture(scope='module')
 def tiny_ckpt(tmp_path_factory):
@@ -33,10 +31,9 @@ def generator(tiny_ckpt):
     return init_generator(TINY_GEN_CFG, tiny_ckpt)
 
 
-def test_tiny_generation_config_is_the_pretraining_architecture():
-    gen, pre = Config.fromfile(TINY_GEN_CFG), Config.fromfile(TINY_PRETRAIN_CFG)
-    for part in PARTS:
-        assert gen.model[part] == pre.model[part], part
+def test_tiny_generation_config_scope_and_imports():
+    # its network is configs/_base_/models/mage_vit-tiny.py, the pretraining config's (one file, no copy to drift)
+    gen = Config.fromfile(TINY_GEN_CFG)
     assert gen.model.type == 'MAGEGenerator' and gen.default_scope == 'mmagic'
     assert {'mage_mm', 'mage_mm.models.generators.mage_generator', 'mage_mm.evaluation.metrics'} <= set(gen.custom_imports.imports)
 
