@@ -1,104 +1,139 @@
-"""Runtime compatibility shims for the current stack (torch>=2.6, numpy 2).
+"""Compatibility shims for mmengine 0.10.7 on torch >= 2.6, applied only where asked for.
 
-Every shim is guarded and does nothing where it is not needed. They run at
-``import mage_mm``, which every config does first through ``custom_imports``
-and which ``tests/conftest.py`` and the ``tools/`` scripts import before any
-OpenMMLab package.
+``import mage_mm`` applies nothing. The shims are applied by **importing this module** (or calling
+:func:`apply`, which is idempotent): every mage_mm config lists ``'mage_mm.compat'`` first in
+``custom_imports``, and mage_mm's ``tools/`` and ``tests/conftest.py`` import it, so OpenMMLab's own CLIs
+(``mim``, mmpretrain/mmdet/mmagic ``tools/*.py``) get the same shims from the config as our tools do.
+A program that only imports ``mage_mm`` keeps upstream behaviour.
 
-1. ``torchvision`` op schemas: PyPI's torchvision is a CUDA build whose
-   ``_C.so`` cannot load beside a CPU torch; ``import torchvision`` then dies on
-   ``register_fake('torchvision::nms')``. We define the two op schemas only when
-   that library really fails to load (mmdet uses ``mmcv.ops.nms`` instead).
-2. numpy 2 removed ``np.bool8`` (used by mmagic at import) and ``np.in1d``
-   (mmpretrain retrieval metrics).
-3. CPU-only distributed runs: mmengine's ``_init_dist_pytorch`` calls
-   ``torch.cuda.set_device`` unconditionally, which a CPU build of torch
-   cannot do. Where CUDA is unavailable we skip that call (gloo needs no
-   device); CPU configs also set ``model_wrapper_cfg.device_ids=None``.
-4. Safe checkpoint loading: see :mod:`mage_mm.utils.checkpoint`, installed
-   here so that mmengine's ``load_checkpoint`` (``load_from``, ``resume``,
-   ``init_cfg=Pretrained``) uses ``weights_only=True`` with an explicit
-   allow-list instead of failing (or unpickling arbitrary code).
+Each shim has a pure gate function on library versions (tested on both sides with fake version strings)
+and does nothing when its gate is closed. :data:`APPLIED` records what :func:`apply` did.
+
+1. ``safe_checkpoint_loader`` (gate: torch >= 2.6 and mmengine <= 0.10.7). mmengine's local-file loader
+   calls ``torch.load(filename, map_location)`` without ``weights_only``; torch 2.6 made
+   ``weights_only=True`` the default, which refuses mmengine's own Runner checkpoints (``HistoryBuffer``,
+   numpy arrays, ``getattr``), so ``resume``, ``load_from`` and ``init_cfg=Pretrained`` fail
+   (https://github.com/open-mmlab/mmengine/issues/1655; the proposed upstream fix, PR #1650, passes
+   ``weights_only=False``, which would let any checkpoint run code on load). The shim re-registers the
+   ``''`` (local path) scheme of mmengine's ``CheckpointLoader`` with
+   :func:`mage_mm.utils.checkpoint.safe_load`: ``weights_only=True`` with an explicit allow-list that
+   includes a ``getattr`` restricted to ``HistoryBuffer``'s own statistics methods. Checkpoints written by
+   an unpatched mmengine load as they are; ``HistoryBuffer`` itself is not patched.
+   Other schemes (``http://``, ``s3://``, ...) keep mmengine's loaders.
+2. ``cpu_distributed_init`` (gate: mmengine <= 0.10.7 and no CUDA device). mmengine's
+   ``mmengine.dist.utils._init_dist_pytorch`` calls ``torch.cuda.set_device(local_rank)`` for every
+   backend, which raises on a CPU build of torch (``torch._C`` has no ``_cuda_setDevice``), so
+   ``--launcher pytorch`` (``tools/dist_train.sh``) cannot run CPU (gloo) jobs. No upstream issue found;
+   the code path is unchanged on mmengine's main branch as of 0.10.7. The shim skips ``set_device`` for
+   ``backend='gloo'`` with the torch init backend only; every other case calls mmengine's function.
+
+Two more incompatibilities hit before any config is read (torchvision's op schemas beside a CPU torch,
+``numpy.bool8`` for mmagic under numpy 2); they are fixed by the venv's startup hook,
+``tools/env/startup_hook.py``, not here. numpy's removed ``np.in1d`` is not restored: only mmpretrain's
+retrieval metrics use it, and no mage_mm config does.
 """
-import importlib.util
-import os
-import os.path as osp
-from typing import Optional
+import importlib.metadata
+from typing import Callable, Dict, Optional
 
-import numpy as np
-import torch
+from packaging.version import Version
 
-_TORCHVISION_LIB: Optional[torch.library.Library] = None
+#: Last mmengine release with the loader and distributed-init code the shims are written against.
+MMENGINE_LAST_KNOWN = '0.10.7'
+#: First torch release whose ``torch.load`` defaults to ``weights_only=True``.
+TORCH_WEIGHTS_ONLY_DEFAULT = '2.6'
+
+#: name -> whether :func:`apply` installed it in this process (gate open), filled by :func:`apply`.
+APPLIED: Dict[str, bool] = {}
+#: mmengine's functions that the shims replaced, by shim name (tests compare against them).
+ORIGINALS: Dict[str, Callable] = {}
 
 
-def _torchvision_ops_loadable() -> bool:
-    """Whether torchvision's compiled ops are (or can be) registered."""
+def installed_version(dist: str) -> Optional[str]:
+    """The installed version of distribution ``dist``, or None when it is not installed."""
     try:
-        torch.ops.torchvision.nms
-        return True
-    except (AttributeError, RuntimeError):
-        pass
-    spec = importlib.util.find_spec('torchvision')
-    if spec is None or not spec.submodule_search_locations:
-        return True  # nothing to fix: torchvision is not installed
-    pkg_dir = spec.submodule_search_locations[0]
-    libs = [f for f in os.listdir(pkg_dir) if f.startswith('_C.') and f.endswith(('.so', '.pyd'))]
-    for lib in libs:
-        try:
-            torch.ops.load_library(osp.join(pkg_dir, lib))
-            return True
-        except OSError:
-            return False
-    return False
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
-def patch_torchvision_op_schemas() -> None:
-    global _TORCHVISION_LIB
-    if _TORCHVISION_LIB is not None or _torchvision_ops_loadable():
-        return
-    lib = torch.library.Library('torchvision', 'DEF')
-    lib.define('nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor')
-    lib.define('qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor')
-    _TORCHVISION_LIB = lib  # keep the registration alive
+def _public(version: str) -> Version:
+    """``Version`` without the local label (``'2.13.0+cpu'`` -> ``2.13.0``)."""
+    return Version(Version(version).public)
 
 
-def patch_numpy_aliases() -> None:
-    if not hasattr(np, 'bool8'):
-        np.bool8 = np.bool_
-    if not hasattr(np, 'in1d'):
+def safe_loader_needed(torch_version: str, mmengine_version: Optional[str]) -> bool:
+    """Gate of shim 1: torch >= 2.6 (weights_only default) and an mmengine <= 0.10.7.
 
-        def in1d(ar1, ar2, assume_unique=False, invert=False):
-            return np.isin(np.ravel(ar1), ar2, assume_unique=assume_unique, invert=invert)
+    Args:
+        torch_version (str): e.g. ``torch.__version__``.
+        mmengine_version (str, optional): Installed mmengine; None when absent (then False).
+    """
+    if mmengine_version is None:
+        return False
+    return (_public(torch_version) >= Version(TORCH_WEIGHTS_ONLY_DEFAULT)
+            and _public(mmengine_version) <= Version(MMENGINE_LAST_KNOWN))
 
-        np.in1d = in1d
+
+def cpu_dist_init_needed(mmengine_version: Optional[str], cuda_available: bool) -> bool:
+    """Gate of shim 2: mmengine <= 0.10.7 and no CUDA device.
+
+    Args:
+        mmengine_version (str, optional): Installed mmengine; None when absent (then False).
+        cuda_available (bool): ``torch.cuda.is_available()``.
+    """
+    if mmengine_version is None or cuda_available:
+        return False
+    return _public(mmengine_version) <= Version(MMENGINE_LAST_KNOWN)
 
 
-def patch_cpu_distributed_init() -> None:
-    if torch.cuda.is_available() or importlib.util.find_spec('mmengine') is None:
-        return
+def _apply_safe_checkpoint_loader() -> None:
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from .utils.checkpoint import safe_load
+
+    ORIGINALS.setdefault('safe_checkpoint_loader', CheckpointLoader._schemes[''])
+
+    def load_from_local(filename, map_location):
+        """mmengine's local loader with ``weights_only=True`` and mage_mm's allow-list (mage_mm.compat)."""
+        return safe_load(filename, map_location=map_location)
+
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+
+
+def _apply_cpu_distributed_init() -> None:
     import mmengine.dist.utils as dist_utils
-    if getattr(dist_utils._init_dist_pytorch, '_mage_mm_cpu', False):
-        return
-    original = dist_utils._init_dist_pytorch
+    import torch.distributed as torch_dist
 
-    def _init_dist_pytorch(backend, init_backend='torch', **kwargs):
-        import torch.distributed as torch_dist
+    original = ORIGINALS.setdefault('cpu_distributed_init', dist_utils._init_dist_pytorch)
+
+    def _init_dist_pytorch(backend, init_backend='torch', **kwargs) -> None:
+        """mmengine's ``_init_dist_pytorch`` without ``torch.cuda.set_device`` for gloo (mage_mm.compat)."""
         if backend == 'gloo' and init_backend == 'torch':
             torch_dist.init_process_group(backend=backend, **kwargs)
         else:
             original(backend, init_backend=init_backend, **kwargs)
 
-    _init_dist_pytorch._mage_mm_cpu = True
     dist_utils._init_dist_pytorch = _init_dist_pytorch
 
 
-def apply_all() -> None:
-    patch_torchvision_op_schemas()
-    patch_numpy_aliases()
-    patch_cpu_distributed_init()
-    if importlib.util.find_spec('mmengine') is not None:
-        from .utils.checkpoint import install_safe_checkpoint_loading
-        install_safe_checkpoint_loading()
+def apply() -> Dict[str, bool]:
+    """Install every shim whose gate is open (idempotent); return :data:`APPLIED`."""
+    if APPLIED:
+        return APPLIED
+    import torch
+
+    mmengine_version = installed_version('mmengine')
+    gates = {
+        'safe_checkpoint_loader': (safe_loader_needed(torch.__version__, mmengine_version),
+                                   _apply_safe_checkpoint_loader),
+        'cpu_distributed_init': (cpu_dist_init_needed(mmengine_version, torch.cuda.is_available()),
+                                 _apply_cpu_distributed_init),
+    }
+    for name, (needed, install) in gates.items():
+        if needed:
+            install()
+        APPLIED[name] = needed
+    return APPLIED
 
 
-apply_all()
+apply()

@@ -1,10 +1,10 @@
-"""Shared fixtures. ``import mage_mm`` first: it applies the runtime shims."""
+"""Shared fixtures. ``import mage_mm.compat`` first: the version-gated shims, as the configs and tools apply them."""
 import os
 import os.path as osp
 
 import pytest
 
-import mage_mm  # noqa: F401
+import mage_mm.compat  # noqa: F401
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_PARITY_DUMP = osp.join(REPO_ROOT, '..', 'shared', 'parity', 'official_tiny_seed0.pt')

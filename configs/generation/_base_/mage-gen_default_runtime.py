@@ -1,7 +1,8 @@
 # Runtime of the MAGE generation configs: mmagic scope (MultiTestLoop, metrics, inferencers),
 # mage_mm's mmpretrain parts plus the mmagic generator and the offline FID metric.
-custom_imports = dict(imports=['mage_mm', 'mage_mm.models.generators.mage_generator', 'mage_mm.evaluation.metrics'],
-                      allow_failed_imports=False)
+# (mage_mm.compat: the version-gated shims of mage_mm/compat.py)
+custom_imports = dict(imports=['mage_mm.compat', 'mage_mm', 'mage_mm.models.generators.mage_generator',
+                               'mage_mm.evaluation.metrics'], allow_failed_imports=False)
 default_scope = 'mmagic'
 
 # seeds of the generated images are drawn from torch's global RNG: different per rank
