@@ -18,13 +18,14 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import mage_mm  # noqa: E402,F401  runtime shims before any OpenMMLab import
+import mage_mm.compat  # noqa: E402,F401  the version-gated shims of mage_mm/compat.py (as configs do)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from mage_mm.utils.cfg_options import SafeDictAction  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -48,7 +49,9 @@ def parse_args(argv=None):
     parser.add_argument('--num-iter', type=int)
     parser.add_argument('--choice-temperature', type=float)
     parser.add_argument('--device', default=None)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    from mage_mm.engine.precision import add_precision_args  # one switch for every tool
+    add_precision_args(parser)
+    parser.add_argument('--cfg-options', nargs='+', action=SafeDictAction)
     args = parser.parse_args(argv)
     if (args.mask is None) == (args.task is None):
         parser.error('give exactly one of --mask and --task')
@@ -71,7 +74,8 @@ def main(argv=None) -> int:
     from mage_mm.models.generators import edit_mask
 
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    model = init_generator(args.config, args.checkpoint, device=device, cfg_options=args.cfg_options)
+    model = init_generator(args.config, args.checkpoint, device=device, cfg_options=args.cfg_options,
+                           precision=args.precision, tokenizer_precision=args.tokenizer_precision)
     image = load_rgb01(args.image)
     H, W = image.shape[-2:]
     if args.mask:

