@@ -5,6 +5,7 @@ import os.path as osp
 import pytest
 
 import mage_mm.compat  # noqa: F401
+import mage_mm.register  # noqa: F401  all mmpretrain-side components, as the configs import them
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_PARITY_DUMP = osp.join(REPO_ROOT, '..', 'shared', 'parity', 'official_tiny_seed0.pt')

@@ -2,7 +2,8 @@
 import torch
 
 from mage_mm.converters import convert_official
-from mage_mm.models import MAGE, MAGEVQGAN
+from mage_mm.models.algorithms import MAGE
+from mage_mm.models.tokenizers import MAGEVQGAN
 
 
 def tokenizer_cfg(dump) -> dict:

@@ -1,6 +1,6 @@
 # Runtime shared by every mage_mm config (mmpretrain scope, plugin import).
 # mage_mm.compat: the version-gated shims of mage_mm/compat.py (safe checkpoint loading, CPU gloo init)
-custom_imports = dict(imports=['mage_mm.compat', 'mage_mm'], allow_failed_imports=False)
+custom_imports = dict(imports=['mage_mm.compat', 'mage_mm.register'], allow_failed_imports=False)
 default_scope = 'mmpretrain'
 
 default_hooks = dict(

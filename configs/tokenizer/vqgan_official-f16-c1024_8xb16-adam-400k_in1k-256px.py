@@ -9,7 +9,7 @@
 #     type='Pretrained', checkpoint='work_dirs/<this config>/iter_400000.pth', prefix='tokenizer.'))
 # or export it: tools/model_converters/export_vqgan_tokenizer.py work_dirs/<this config> vqgan.pth
 _base_ = ['../_base_/default_runtime.py']
-custom_imports = dict(imports=['mage_mm.compat', 'mage_mm', 'mage_mm.models.algorithms.vqgan_trainer'],
+custom_imports = dict(imports=['mage_mm.compat', 'mage_mm.register', 'mage_mm.models.algorithms.vqgan_trainer'],
                       allow_failed_imports=False)
 
 model = dict(

@@ -6,7 +6,7 @@
 # configs/tokenizer/vqgan_tiny-f4_1xb32-*_fashion-mnist-32px.py is the demo's.
 _base_ = ['../_base_/default_runtime.py']
 # the trainer module imports mmagic (discriminator, GAN loss, multi-optimizer constructor)
-custom_imports = dict(imports=['mage_mm.compat', 'mage_mm', 'mage_mm.models.algorithms.vqgan_trainer'],
+custom_imports = dict(imports=['mage_mm.compat', 'mage_mm.register', 'mage_mm.models.algorithms.vqgan_trainer'],
                       allow_failed_imports=False)
 
 model = dict(

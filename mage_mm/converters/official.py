@@ -3,7 +3,7 @@
 Layouts recognised in the official files (key lists: ``shared/reference/*.tsv``):
 
 * ``pretrain``: ``MaskedGenerativeEncoderViT`` (MAGE and MAGE-C pre-training)
-  → :class:`~mage_mm.models.MAGE` (``backbone``/``neck``/``head``/``target_generator``).
+  → :class:`~mage_mm.models.algorithms.MAGE` (``backbone``/``neck``/``head``/``target_generator``).
 * ``vqgan``: the tokenizer file ``vqgan_jax_strongaug.ckpt`` → :class:`MAGEVQGAN`.
 * ``classifier``: ``VisionTransformerMage`` linear-probe (``head.0`` BN +
   ``head.1`` linear) or fine-tuned (``head``) models → mmpretrain

@@ -1,8 +1,7 @@
-"""MAGE components registered in mmpretrain's ``MODELS``."""
-from .algorithms import MAGE, MAGEC
-from .backbones import MAGEViT
-from .heads import MAGEPretrainHead
-from .necks import MAGEPretrainDecoder
-from .tokenizers import MAGEVQGAN
+"""MAGE components for mmpretrain (and, in leaf modules, for mmagic and mmdet).
 
-__all__ = ['MAGE', 'MAGEC', 'MAGEViT', 'MAGEPretrainDecoder', 'MAGEPretrainHead', 'MAGEVQGAN']
+This package ``__init__`` imports nothing, so that the pure modules below it (``utils.masking``,
+``utils.transformer``, ``generators.decoding``) load without mmpretrain's model zoo (which imports mmdet).
+Import classes from their sub-package (``from mage_mm.models.algorithms import MAGE``); ``import
+mage_mm.register`` registers all of them in mmpretrain's ``MODELS``.
+"""

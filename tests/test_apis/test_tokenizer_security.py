@@ -11,7 +11,7 @@ import torch.nn as nn
 from mmengine.runner.checkpoint import get_state_dict, weights_to_cpu
 
 from mage_mm.apis import load_tokenizer, read_tokenizer
-from mage_mm.models import MAGEVQGAN
+from mage_mm.models.tokenizers import MAGEVQGAN
 from mage_mm.utils.checkpoint import safe_load
 from tool_utils import load_tool
 

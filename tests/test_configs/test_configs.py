@@ -19,7 +19,7 @@ TINY = 'configs/mage/mage_vit-tiny_1xb8-20iters_photo-crops-32px.py'
 def test_pretrain_configs_load():
     for path in list(PRETRAIN.values()) + [TINY]:
         cfg = Config.fromfile(osp.join(ROOT, path))
-        assert cfg.model.type == 'MAGE' and 'mage_mm' in cfg.custom_imports.imports
+        assert cfg.model.type == 'MAGE' and 'mage_mm.register' in cfg.custom_imports.imports
 
 
 # official trainable parameters (MAGE.md section b) minus the trainable legacy tensors we do not create

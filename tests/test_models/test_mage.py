@@ -6,7 +6,7 @@ import torch
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
-from mage_mm.models import MAGE
+from mage_mm.models.algorithms import MAGE
 from mage_mm.models.utils import TruncatedGaussianRatio
 
 TINY_CFG = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs', 'mage',

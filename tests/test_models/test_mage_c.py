@@ -14,7 +14,7 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import DATASETS, MODELS
 
 from mage_mm.datasets import packaged_photo_paths, random_crops, write_image_folder
-from mage_mm.models import MAGE, MAGEC
+from mage_mm.models.algorithms import MAGE, MAGEC
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = osp.join(ROOT, 'configs', 'mage', 'mage-c_vit-tiny_1xb8-20iters_photo-crops-32px.py')

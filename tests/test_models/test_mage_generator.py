@@ -35,7 +35,7 @@ def test_tiny_generation_config_scope_and_imports():
     # its network is configs/_base_/models/mage_vit-tiny.py, the pretraining config's (one file, no copy to drift)
     gen = Config.fromfile(TINY_GEN_CFG)
     assert gen.model.type == 'MAGEGenerator' and gen.default_scope == 'mmagic'
-    assert {'mage_mm', 'mage_mm.models.generators.mage_generator', 'mage_mm.evaluation.metrics'} <= set(gen.custom_imports.imports)
+    assert {'mage_mm.register', 'mage_mm.models.generators.mage_generator', 'mage_mm.evaluation.metrics'} <= set(gen.custom_imports.imports)
 
 
 @pytest.mark.parametrize('name', ['base-p16', 'large-p16'])

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mage_mm.models import MAGEViT
+from mage_mm.models.backbones import MAGEViT
 
 TINY = dict(embed_dims=32, num_layers=2, num_heads=4, feedforward_channels=64)
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 import mage_mm.models.detection  # noqa: F401  registers MAGEViTDet / SimpleFeaturePyramid in mmdet
 from mage_mm.datasets import packaged_photo_paths, random_crops
-from mage_mm.models import MAGEViT
+from mage_mm.models.backbones import MAGEViT
 from mage_mm.models.backbones.mage_vitdet import MAGEViTDet
 from mage_mm.models.necks.simple_fpn import SimpleFeaturePyramid
 

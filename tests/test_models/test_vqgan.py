@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mage_mm.models import MAGEVQGAN
+from mage_mm.models.tokenizers import MAGEVQGAN
 
 
 def test_official_arch_matches_reference_sizes():

@@ -33,7 +33,7 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
 
 
 def test_init_cfg_pretrained_uses_safe_loading(tmp_path):
-    from mage_mm.models import MAGEVQGAN
+    from mage_mm.models.tokenizers import MAGEVQGAN
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': MAGEVQGAN(arch='tiny').state_dict(), 'x': _RunsCodeOnLoad(str(marker))}, path)
@@ -81,7 +81,7 @@ def test_unpatched_mmengine_checkpoint_needs_explicit_trust(tmp_path, monkeypatc
 
 
 def test_init_cfg_pretrained_loads_a_runner_style_checkpoint(tmp_path):
-    from mage_mm.models import MAGEVQGAN
+    from mage_mm.models.tokenizers import MAGEVQGAN
     src = MAGEVQGAN(arch='tiny')
     hub = MessageHub.get_instance('mage_mm_pretrained_test')
     hub.update_scalar('train/loss', 2.0)

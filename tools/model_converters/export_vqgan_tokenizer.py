@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mage_mm  # noqa: E402
 from mage_mm.apis import read_tokenizer  # noqa: E402
-from mage_mm.models import MAGEVQGAN  # noqa: E402
+from mage_mm.models.tokenizers import MAGEVQGAN  # noqa: E402
 from mage_mm.utils.atomic import atomic_torch_save  # noqa: E402
 
 

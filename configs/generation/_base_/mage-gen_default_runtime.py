@@ -1,7 +1,7 @@
 # Runtime of the MAGE generation configs: mmagic scope (MultiTestLoop, metrics, inferencers),
 # mage_mm's mmpretrain parts plus the mmagic generator and the offline FID metric.
 # (mage_mm.compat: the version-gated shims of mage_mm/compat.py)
-custom_imports = dict(imports=['mage_mm.compat', 'mage_mm', 'mage_mm.models.generators.mage_generator',
+custom_imports = dict(imports=['mage_mm.compat', 'mage_mm.register', 'mage_mm.models.generators.mage_generator',
                                'mage_mm.evaluation.metrics'], allow_failed_imports=False)
 default_scope = 'mmagic'
 
