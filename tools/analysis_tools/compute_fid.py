@@ -11,6 +11,8 @@ import json
 import os.path as osp
 import sys
 
+import torch
+
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
@@ -22,6 +24,8 @@ def main(argv=None) -> dict:
     parser.add_argument('--batch-size', type=int, default=50)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out', default=None, help='also write the result to this JSON file')
+    from mage_mm.engine.precision import add_precision_args, autocast_callable  # one switch for every tool
+    add_precision_args(parser)
     args = parser.parse_args(argv)
     from tqdm import tqdm
 
@@ -30,6 +34,8 @@ def main(argv=None) -> dict:
     from mage_mm.evaluation.inception import TFInceptionFeatures
 
     net = TFInceptionFeatures(args.inception).to(args.device)
+    # Inception in --precision (default fp32, the official protocol); features come back fp32
+    net.forward = autocast_callable(net.forward, args.precision or 'fp32', torch.device(args.device).type)
 
     def features(folder):
         bar = tqdm(total=len(list_images(folder)), desc=f'features {osp.basename(osp.normpath(folder))}',

@@ -29,7 +29,13 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int, default=50)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--max-images', type=int, default=None, help='only the first N images (with --out)')
-    return parser.parse_args(argv)
+    from mage_mm.engine.precision import add_precision_args  # one switch for every tool
+    add_precision_args(parser)
+    args = parser.parse_args(argv)
+    if args.cache_dir and args.precision not in (None, 'fp32'):
+        parser.error('--cache-dir stores fp32 statistics (the cache key has no precision); use --out with '
+                     f'--precision {args.precision}')
+    return args
 
 
 def main(argv=None) -> str:
@@ -42,6 +48,9 @@ def main(argv=None) -> str:
 
     files = list_images(args.folder)
     net = TFInceptionFeatures(args.inception).to(args.device)
+    from mage_mm.engine.precision import autocast_callable
+    import torch
+    net.forward = autocast_callable(net.forward, args.precision or 'fp32', torch.device(args.device).type)
     bar = tqdm(total=len(files) if args.max_images is None else min(len(files), args.max_images),
                desc='inception features', unit='img')
     if args.cache_dir:

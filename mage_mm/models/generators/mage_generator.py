@@ -11,6 +11,7 @@ from mmengine.model import BaseModel
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 
 from ..algorithms.mage import MAGE
+from ...engine.precision import check_precision, precision_context
 from .decoding import build_sampler, iterative_decode, mask_ratio, token_mask_from_pixels
 
 # decoding options a call may override through ``sample_kwargs``
@@ -98,6 +99,10 @@ class MAGEGenerator(BaseModel):
             official constant N). Defaults to ``'unknown'``.
         edit_per_sample_mask_len (bool): Per-image counts when editing (the
             images of a batch may have different masks). Defaults to True.
+        precision (str): ``'fp32'`` (faithful), ``'bf16'`` or ``'fp16'``: the
+            decoding steps and the VQGAN decode run under that autocast
+            (:mod:`mage_mm.engine.precision`); encoding an image to edit stays
+            fp32 (``MAGEVQGAN.autocast_encode``). Defaults to ``'fp32'``.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -120,6 +125,7 @@ class MAGEGenerator(BaseModel):
                  seed_mode: str = 'per_image',
                  edit_schedule_base: str = 'unknown',
                  edit_per_sample_mask_len: bool = True,
+                 precision: str = 'fp32',
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='DataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.],
@@ -140,6 +146,7 @@ class MAGEGenerator(BaseModel):
                                per_sample_mask_len=per_sample_mask_len, schedule_base='all', seed_mode=seed_mode)
         self._validate_decode_cfg(self.decode_cfg)
         self.edit_cfg = dict(schedule_base=edit_schedule_base, per_sample_mask_len=edit_per_sample_mask_len)
+        self.precision = check_precision(precision, 'cuda' if torch.cuda.is_available() else 'cpu')
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -201,7 +208,7 @@ class MAGEGenerator(BaseModel):
         was_training = self.training
         self.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), precision_context(self.precision, self.backbone.word_embeddings.device.type):
                 yield
         finally:
             self.train(was_training)
@@ -209,7 +216,8 @@ class MAGEGenerator(BaseModel):
     def _logits(self, ids: torch.Tensor) -> torch.Tensor:
         all_mask = ids == self.mask_id
         all_mask = torch.cat([all_mask.new_zeros(all_mask.shape[0], 1), all_mask], dim=1)
-        return self.predict_logits(ids, torch.zeros_like(all_mask), all_mask)
+        # sampling and confidences in fp32 whatever the precision of the network call
+        return self.predict_logits(ids, torch.zeros_like(all_mask), all_mask).float()
 
     # ------------------------------------------------------------ Python API
     def decode_tokens(self, init_ids: torch.Tensor, seeds: Sequence[int], editing: bool = False,
@@ -232,7 +240,8 @@ class MAGEGenerator(BaseModel):
         last bits with the batch size, and a written PNG must not depend on it.
         """
         with self._eval_mode():
-            return torch.cat([self.target_generator.decode(ids[None], grid=self.token_grid) for ids in token_ids])
+            return torch.cat([self.target_generator.decode(ids[None], grid=self.token_grid).float()
+                              for ids in token_ids])
 
     def generate_tokens(self, seeds: Sequence[int], **options) -> torch.Tensor:
         """Unconditional token maps (B, N) for the given per-image seeds."""

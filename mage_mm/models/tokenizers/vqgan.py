@@ -209,6 +209,9 @@ class MAGEVQGAN(BaseModule):
         beta (float): Commitment-loss weight. Defaults to 0.25.
         frozen (bool): Freeze all parameters and keep the module in eval mode
             (MAGE's tokenizer is never trained). Defaults to True.
+        autocast_encode (bool): Let an enclosing autocast (bf16/fp16) run
+            :meth:`encode` too. Defaults to False: encoding runs in exact fp32
+            whatever the precision switch, so token ids do not change.
         init_cfg (dict, optional): e.g. ``dict(type='Pretrained',
             checkpoint='vqgan.pth')`` for a converted tokenizer checkpoint.
     """
@@ -224,6 +227,7 @@ class MAGEVQGAN(BaseModule):
                  dropout: float = 0.0,
                  beta: float = 0.25,
                  frozen: bool = True,
+                 autocast_encode: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if isinstance(arch, str):
@@ -242,6 +246,7 @@ class MAGEVQGAN(BaseModule):
         self.downsample_factor = 2**(len(ch_mult) - 1)
         self.register_state_dict_post_hook(_record_arch)
         self.frozen = frozen
+        self.autocast_encode = autocast_encode
         if frozen:
             self.requires_grad_(False)
             self.eval()
@@ -274,8 +279,14 @@ class MAGEVQGAN(BaseModule):
         return self.encoder(images)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] (B, 3, H, W) → token ids (B, H/f · W/f), row-major."""
-        return self.quantize.nearest_codes(self.encode_latent(images))
+        """Images in [0, 1] (B, 3, H, W) → token ids (B, H/f · W/f), row-major.
+
+        fp32 under any autocast unless ``autocast_encode`` (ids stay exact).
+        """
+        if self.autocast_encode or not torch.is_autocast_enabled(images.device.type):
+            return self.quantize.nearest_codes(self.encode_latent(images))
+        with torch.autocast(device_type=images.device.type, enabled=False):
+            return self.quantize.nearest_codes(self.encode_latent(images.float()))
 
     def decode_latent(self, z_q: torch.Tensor) -> torch.Tensor:
         """Quantised latent (B, C, h, w) → raw decoder output (not clamped)."""

@@ -1,0 +1,250 @@
+"""One precision switch for every entry point: ``fp32`` (faithful default), ``bf16``, ``fp16``.
+
+A config says ``precision = 'bf16'`` (top level) or a tool gets ``--precision bf16``;
+:func:`apply_precision` maps the choice onto the parts of the config that run
+the network:
+
+* training: ``optim_wrapper`` becomes :class:`CPUAutocastOptimWrapper` on CPU
+  (mmengine's ``AmpOptimWrapper`` refuses CPU) or mmengine's ``AmpOptimWrapper``
+  with the dtype on CUDA (fp16 with dynamic loss scaling);
+* validation / test: ``ValLoop`` / ``TestLoop`` become :class:`AutocastValLoop` /
+  :class:`AutocastTestLoop`, which autocast to exactly that dtype;
+* generation (``MAGEGenerator``): its ``precision`` argument (decoding steps
+  and VQGAN decode under autocast).
+
+Tokenising (image → ids) stays fp32 under every switch: :class:`MAGEVQGAN`
+switches autocast off around encode/quantise, so the ids are exact. The top-level
+key ``tokenizer_precision = 'follow'`` (tools: ``--tokenizer-precision follow``)
+tokenises in the low precision too (``autocast_encode=True`` on every
+``MAGEVQGAN`` of the model); ids then change (see README "Performance").
+
+Without a ``precision`` key and without a flag nothing is changed: the config
+runs as written (a full-size recipe's ``AmpOptimWrapper`` stays).
+"""
+import contextlib
+import functools
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import torch
+from mmengine.registry import LOOPS
+from mmengine.runner.loops import TestLoop, ValLoop, _update_losses
+
+PRECISIONS = ('fp32', 'bf16', 'fp16')
+TOKENIZER_PRECISIONS = ('fp32', 'follow')
+_DTYPES = dict(fp32=None, bf16=torch.bfloat16, fp16=torch.float16)
+
+
+def device_type_of(device: Any = None) -> str:
+    """``'cpu'`` / ``'cuda'`` / ... of a device, a device string, or mmengine's current device when None."""
+    if device is None:
+        from mmengine.device import get_device
+        device = get_device()
+    return torch.device(device).type
+
+
+def check_precision(precision: str, device_type: str = 'cpu', training: bool = False) -> str:
+    """Validate ``precision`` for a device; returns it.
+
+    Args:
+        precision (str): ``'fp32'``, ``'bf16'`` or ``'fp16'``.
+        device_type (str): ``'cpu'`` or ``'cuda'``. Defaults to ``'cpu'``.
+        training (bool): fp16 training needs loss scaling, which only CUDA's
+            ``AmpOptimWrapper`` has. Defaults to False.
+
+    Raises:
+        ValueError: unknown name, or a dtype the device does not support.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {PRECISIONS}; got {precision!r}')
+    if precision == 'fp16' and device_type == 'cpu' and training:
+        raise ValueError("precision='fp16' training needs CUDA (loss scaling); use 'bf16' on CPU")
+    if precision == 'bf16' and device_type == 'cuda' and torch.cuda.is_available() \
+            and not torch.cuda.is_bf16_supported():
+        raise ValueError("this CUDA device does not support bfloat16; use precision='fp16'")
+    return precision
+
+
+def autocast_dtype(precision: str) -> Optional[torch.dtype]:
+    """torch dtype of a precision name (None for fp32)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {PRECISIONS}; got {precision!r}')
+    return _DTYPES[precision]
+
+
+@contextlib.contextmanager
+def precision_context(precision: str = 'fp32', device_type: str = 'cpu') -> Iterator[None]:
+    """``torch.autocast(device_type, dtype)`` for bf16/fp16; nothing for fp32 (an outer autocast stays)."""
+    dtype = autocast_dtype(precision)
+    if dtype is None:
+        yield
+        return
+    with torch.autocast(device_type=device_type, dtype=dtype):
+        yield
+
+
+def fp32_context(device_type: str = 'cpu') -> contextlib.AbstractContextManager:
+    """Autocast switched off (exact fp32) on ``device_type``, whatever an outer context enabled."""
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
+def _walk_dicts(obj: Any) -> Iterator[dict]:
+    if isinstance(obj, dict):
+        yield obj
+        for value in obj.values():
+            yield from _walk_dicts(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _walk_dicts(value)
+
+
+def set_tokenizer_precision(model_cfg: dict, tokenizer_precision: str) -> int:
+    """Set ``autocast_encode`` on every ``MAGEVQGAN`` dict inside ``model_cfg``; returns how many."""
+    if tokenizer_precision not in TOKENIZER_PRECISIONS:
+        raise ValueError(f'tokenizer_precision must be one of {TOKENIZER_PRECISIONS}; got {tokenizer_precision!r}')
+    count = 0
+    for d in _walk_dicts(model_cfg):
+        if d.get('type') == 'MAGEVQGAN':
+            d['autocast_encode'] = tokenizer_precision == 'follow'
+            count += 1
+    return count
+
+
+def optim_wrapper_for(optim_wrapper: dict, precision: str, device_type: str) -> dict:
+    """The ``optim_wrapper`` config for a precision (a new dict; the optimizer etc. kept).
+
+    fp32 → ``OptimWrapper``; bf16/fp16 on CPU → ``CPUAutocastOptimWrapper``;
+    on CUDA → ``AmpOptimWrapper`` (``dtype``; fp16 with dynamic loss scaling).
+    """
+    check_precision(precision, device_type, training=True)
+    cfg = dict(optim_wrapper)
+    kind = cfg.get('type', 'OptimWrapper')
+    known = ('OptimWrapper', 'AmpOptimWrapper', 'CPUAutocastOptimWrapper')
+    if kind not in known:
+        raise ValueError(f'the precision switch handles optim_wrapper types {known}; the config has {kind!r}')
+    for key in ('dtype', 'loss_scale'):
+        cfg.pop(key, None)
+    if precision == 'fp32':
+        cfg['type'] = 'OptimWrapper'
+    elif device_type == 'cpu':
+        cfg.update(type='CPUAutocastOptimWrapper', dtype='bfloat16')
+    else:
+        cfg.update(type='AmpOptimWrapper', dtype='float16' if precision == 'fp16' else 'bfloat16',
+                   loss_scale='dynamic')
+    return cfg
+
+
+def _loop_for(loop_cfg: Any, precision: str, kinds: Sequence[str], new_type: str) -> Any:
+    if not isinstance(loop_cfg, dict):
+        return loop_cfg
+    kind = loop_cfg.get('type', kinds[0])
+    if kind not in kinds:
+        return loop_cfg  # other loops (mmagic's MultiTestLoop): the model carries the precision
+    out = {k: v for k, v in loop_cfg.items() if k != 'fp16'}
+    out.update(type=new_type, precision=precision)
+    return out
+
+
+def apply_precision(cfg, precision: Optional[str] = None, tokenizer_precision: Optional[str] = None,
+                    device: Any = None, training: Optional[bool] = None):
+    """Map the precision switch onto a config, in place; returns ``cfg``.
+
+    Args:
+        cfg (Config | dict): An mmengine config.
+        precision (str, optional): Overrides the config's top-level
+            ``precision``. Neither given: the config is left as written.
+        tokenizer_precision (str, optional): Overrides the config's top-level
+            ``tokenizer_precision`` (``'fp32'`` default, or ``'follow'``).
+        device (optional): Device the run uses; defaults to mmengine's current one.
+        training (bool, optional): Whether the optimizer wrapper is rewritten.
+            Defaults to: when the config has an ``optim_wrapper``.
+    """
+    precision = precision if precision is not None else cfg.get('precision', None)
+    tokenizer_precision = (tokenizer_precision if tokenizer_precision is not None
+                           else cfg.get('tokenizer_precision', None))
+    model = cfg.get('model', None)
+    if tokenizer_precision is not None:
+        cfg['tokenizer_precision'] = tokenizer_precision
+        if isinstance(model, dict):
+            set_tokenizer_precision(model, tokenizer_precision)
+    if precision is None:
+        return cfg
+    device_type = device_type_of(device)
+    training = cfg.get('optim_wrapper', None) is not None if training is None else training
+    check_precision(precision, device_type, training=training)
+    cfg['precision'] = precision
+    if training and cfg.get('optim_wrapper', None) is not None:
+        cfg['optim_wrapper'] = optim_wrapper_for(cfg['optim_wrapper'], precision, device_type)
+    for key, kinds, new in (('val_cfg', ('ValLoop', 'AutocastValLoop'), 'AutocastValLoop'),
+                            ('test_cfg', ('TestLoop', 'AutocastTestLoop'), 'AutocastTestLoop')):
+        if cfg.get(key, None) is not None:
+            cfg[key] = _loop_for(cfg[key], precision, kinds, new)
+    if isinstance(model, dict) and model.get('type') == 'MAGEGenerator':
+        model['precision'] = precision
+    return cfg
+
+
+def autocast_callable(fn: Callable[..., torch.Tensor], precision: str, device_type: str) -> Callable[..., torch.Tensor]:
+    """``fn`` run under :func:`precision_context`, its tensor output cast back to fp32 (feature extractors)."""
+    if autocast_dtype(precision) is None:
+        return fn
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with precision_context(precision, device_type):
+            out = fn(*args, **kwargs)
+        return out.float() if isinstance(out, torch.Tensor) and out.is_floating_point() else out
+
+    return wrapped
+
+
+def add_precision_args(parser, training: bool = False) -> None:
+    """``--precision`` and ``--tokenizer-precision`` on an argparse parser (same flags in every tool)."""
+    parser.add_argument('--precision', choices=PRECISIONS, default=None,
+                        help='fp32 (faithful default), bf16, or fp16 (CUDA%s); default: the config\'s '
+                        '`precision` key, else fp32' % (' only for training' if training else ''))
+    parser.add_argument('--tokenizer-precision', choices=TOKENIZER_PRECISIONS, default=None,
+                        help='fp32 (default: token ids exact) or follow (tokenise in --precision too)')
+
+
+class _AutocastLoopMixin:
+    """``run_iter`` of mmengine's Val/TestLoop with exactly the precision's autocast."""
+
+    _step_name = 'val_step'
+    _hook = 'val'
+
+    @torch.no_grad()
+    def run_iter(self, idx, data_batch: Sequence[dict]) -> None:
+        self.runner.call_hook(f'before_{self._hook}_iter', batch_idx=idx, data_batch=data_batch)
+        with precision_context(self.precision, device_type_of(None)):
+            outputs = getattr(self.runner.model, self._step_name)(data_batch)
+        losses_attr = f'{self._hook}_loss'
+        outputs, losses = _update_losses(outputs, getattr(self, losses_attr))
+        setattr(self, losses_attr, losses)
+        self.evaluator.process(data_samples=outputs, data_batch=data_batch)
+        self.runner.call_hook(f'after_{self._hook}_iter', batch_idx=idx, data_batch=data_batch, outputs=outputs)
+
+
+@LOOPS.register_module()
+class AutocastValLoop(_AutocastLoopMixin, ValLoop):
+    """mmengine ``ValLoop`` whose steps run under :func:`precision_context` (``precision`` arg)."""
+
+    def __init__(self, runner, dataloader, evaluator, precision: str = 'fp32') -> None:
+        super().__init__(runner, dataloader, evaluator, fp16=False)
+        self.precision = check_precision(precision, device_type_of(None))
+
+
+@LOOPS.register_module()
+class AutocastTestLoop(_AutocastLoopMixin, TestLoop):
+    """mmengine ``TestLoop`` whose steps run under :func:`precision_context` (``precision`` arg)."""
+
+    _step_name = 'test_step'
+    _hook = 'test'
+
+    def __init__(self, runner, dataloader, evaluator, precision: str = 'fp32') -> None:
+        super().__init__(runner, dataloader, evaluator, fp16=False)
+        self.precision = check_precision(precision, device_type_of(None))
+
+
+__all__ = ['PRECISIONS', 'TOKENIZER_PRECISIONS', 'check_precision', 'autocast_dtype', 'precision_context',
+           'fp32_context', 'autocast_callable', 'set_tokenizer_precision', 'optim_wrapper_for', 'apply_precision', 'add_precision_args',
+           'device_type_of', 'AutocastValLoop', 'AutocastTestLoop']
