@@ -67,10 +67,14 @@ class MAGE(BaseSelfSupervisor):
         return self.backbone(self.tokenize(inputs))
 
     def predict_logits(self, ids: torch.Tensor, token_drop_mask: torch.Tensor,
-                       token_all_mask: torch.Tensor) -> torch.Tensor:
-        """One full network call with explicit masks → logits (B, 1 + N, vocab)."""
+                       token_all_mask: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """One full network call with explicit masks → logits (B, 1 + N, vocab).
+
+        ``labels`` (B,): class ids for a class-conditional decoder (``MAGECond``).
+        """
         out = self.backbone(ids, mask=(token_drop_mask, token_all_mask))
-        feats = self.neck(out.latent, out.token_drop_mask, out.token_all_mask)
+        extra = {} if labels is None else dict(labels=labels)
+        feats = self.neck(out.latent, out.token_drop_mask, out.token_all_mask, **extra)
         return self.head(feats, self.backbone.word_embeddings)
 
     def loss(self, inputs: Union[torch.Tensor, List[torch.Tensor]], data_samples: List[DataSample],

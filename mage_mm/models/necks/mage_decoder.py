@@ -7,6 +7,7 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
 from ..utils.transformer import Block, init_transformer_weights
+from .class_embedding import ClassEmbedding
 
 
 @MODELS.register_module()
@@ -30,8 +31,26 @@ class MAGEPretrainDecoder(BaseModule):
         attn_drop_rate (float): Attention dropout. Defaults to 0.1.
         norm_eps (float): LayerNorm epsilon. Defaults to 1e-6.
         fp32_attention (bool): See ``Attention``. Defaults to True.
+        num_classes (int, optional): Class-conditional decoder (``MAGECond``):
+            a :class:`ClassEmbedding` ``class_embed`` of ``num_classes + 1``
+            rows (the last is the null class), zero-initialised, and
+            :meth:`forward` takes ``labels``. The paper (appendix A.2) and its
+            author (LTH14/mage#16: "another token_embedding which embeds the
+            class label ... concatenate it with the input to the decoder
+            (padded feature)", encoder frozen) say no more. None (official):
+            unconditional. Defaults to None.
+        class_injection (str): How the class vector enters (our choices):
+            ``'add'``: added to every position of the decoder input (after the
+            padding and the learned positions, before the first block), i.e. a
+            per-token channel concatenation followed by a linear map; with the
+            zero init a fresh conditional decoder equals the unconditional one.
+            ``'token'``: prepended to the decoder sequence as one extra token
+            (no position embedding), removed after ``decoder_norm``; this
+            changes the output even at zero init. Defaults to ``'add'``.
         init_cfg (dict, optional): Initialisation config.
     """
+
+    CLASS_INJECTIONS = ('add', 'token')
 
     def __init__(self,
                  num_tokens: int = 256,
@@ -44,9 +63,17 @@ class MAGEPretrainDecoder(BaseModule):
                  attn_drop_rate: float = 0.1,
                  norm_eps: float = 1e-6,
                  fp32_attention: bool = True,
+                 num_classes: Optional[int] = None,
+                 class_injection: str = 'add',
                  init_cfg: Optional[Union[dict, list]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if class_injection not in self.CLASS_INJECTIONS:
+            raise ValueError(f'class_injection must be one of {self.CLASS_INJECTIONS}; got {class_injection!r}')
         self.num_tokens = num_tokens
+        self.num_classes = num_classes
+        self.class_injection = class_injection
+        if num_classes is not None:
+            self.class_embed = ClassEmbedding(num_classes, embed_dims)
         self.decoder_embed = nn.Linear(in_channels, embed_dims)
         self.decoder_pos_embed = nn.Parameter(torch.zeros(1, num_tokens + 1, embed_dims))
         self.decoder_blocks = nn.ModuleList([
@@ -62,11 +89,14 @@ class MAGEPretrainDecoder(BaseModule):
             nn.init.normal_(self.decoder_pos_embed, std=0.02)
 
     def forward(self, latent: torch.Tensor, token_drop_mask: torch.Tensor,
-                token_all_mask: torch.Tensor) -> torch.Tensor:
+                token_all_mask: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Args:
             latent (Tensor): (B, 1 + kept, D_enc) encoder output.
             token_drop_mask (Tensor): (B, 1 + N) bool, dropped positions.
             token_all_mask (Tensor): (B, 1 + N) bool, masked positions.
+            labels (Tensor, optional): (B,) class ids in ``[0, num_classes]``
+                (``num_classes`` = null class) for a conditional decoder;
+                None = the null class. An unconditional decoder refuses labels.
 
         Returns:
             Tensor: (B, 1 + N, D_dec) decoded features.
@@ -81,6 +111,20 @@ class MAGEPretrainDecoder(BaseModule):
         canvas[~token_drop_mask.bool()] = x.reshape(-1, x.shape[-1])
         canvas = torch.where(token_all_mask.bool().unsqueeze(-1), pad, canvas)
         x = canvas + self.decoder_pos_embed
+        if self.num_classes is None:
+            if labels is not None:
+                raise ValueError('this MAGEPretrainDecoder is unconditional (num_classes=None) but got labels; '
+                                 'build it with num_classes=... (class-conditional MAGE)')
+        else:
+            if labels is None:
+                labels = self.class_embed.null_labels(B, x.device)
+            if len(labels) != B:
+                raise ValueError(f'got {len(labels)} labels for a batch of {B}')
+            cls = self.class_embed(labels).to(x.dtype).unsqueeze(1)
+            x = x + cls if self.class_injection == 'add' else torch.cat([cls, x], dim=1)
         for block in self.decoder_blocks:
             x = block(x)
-        return self.decoder_norm(x)
+        x = self.decoder_norm(x)
+        if self.num_classes is not None and self.class_injection == 'token':
+            x = x[:, 1:]
+        return x
