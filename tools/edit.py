@@ -51,8 +51,6 @@ def parse_args(argv=None):
     parser.add_argument('--device', default=None)
     from mage_mm.engine.precision import add_precision_args  # one switch for every tool
     add_precision_args(parser)
-    from mage_mm.engine.precision import add_precision_args  # one switch for every tool
-    add_precision_args(parser)
     parser.add_argument('--cfg-options', nargs='+', action=SafeDictAction)
     args = parser.parse_args(argv)
     if (args.mask is None) == (args.task is None):

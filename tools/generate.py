@@ -84,8 +84,6 @@ def parse_args(argv=None):
     parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda when available)')
     from mage_mm.engine.precision import add_precision_args  # one switch for every tool
     add_precision_args(parser)
-    from mage_mm.engine.precision import add_precision_args  # one switch for every tool
-    add_precision_args(parser)
     parser.add_argument('--no-progress', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', action=SafeDictAction,
                         help='override config settings')

@@ -26,8 +26,6 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true', help='enable automatic-mixed-precision test')
     from mage_mm.engine.precision import add_precision_args  # one switch for every tool
     add_precision_args(parser)
-    from mage_mm.engine.precision import add_precision_args  # one switch for every tool
-    add_precision_args(parser)
     parser.add_argument('--cfg-options', nargs='+', action=SafeDictAction,
                         help='override settings of the config')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -67,8 +65,6 @@ def main(argv=None):
     cfg.load_from = args.checkpoint
     if args.amp:
         cfg.test_cfg.fp16 = True
-    from mage_mm.engine.precision import apply_precision
-    apply_precision(cfg, args.precision, args.tokenizer_precision, training=False)
     from mage_mm.engine.precision import apply_precision
     apply_precision(cfg, args.precision, args.tokenizer_precision, training=False)
     runner = Runner.from_cfg(cfg)

@@ -34,8 +34,6 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true', help='enable automatic-mixed-precision training')
     from mage_mm.engine.precision import add_precision_args  # one switch for every tool
     add_precision_args(parser, training=True)
-    from mage_mm.engine.precision import add_precision_args  # one switch for every tool
-    add_precision_args(parser, training=True)
     parser.add_argument('--no-validate', action='store_true', help='do not validate during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr linearly with the real total batch size')

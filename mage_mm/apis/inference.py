@@ -71,8 +71,6 @@ def init_generator(config: Union[str, Config], checkpoint: Optional[str] = None,
         cfg.merge_from_dict(check_cfg_options(cfg_options))  # keys that would inject code into a dumped config
     from ..engine.precision import apply_precision
     apply_precision(cfg, precision, tokenizer_precision, device=device, training=False)
-    from ..engine.precision import apply_precision
-    apply_precision(cfg, precision, tokenizer_precision, device=device, training=False)
     model_cfg = dict(cfg.model)
     if model_cfg.get('type') != 'MAGEGenerator':
         raise ValueError(f"config model type is {model_cfg.get('type')!r}; use a configs/generation/ config "
