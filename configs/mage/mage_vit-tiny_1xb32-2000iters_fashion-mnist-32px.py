@@ -2,7 +2,7 @@
 # (32 px, grey replicated to RGB) with the tokenizer trained by
 #   python tools/train.py configs/tokenizer/vqgan_tiny-f4_1xb32-300iters_fashion-mnist-32px.py \
 #       --work-dir work_dirs/demo/tokenizer
-# (tools/demo_stages.sh runs data -> tokenizer -> this). The tokenizer is read from that Runner checkpoint
+# (tools/demo.sh runs data -> tokenizer -> this, stages 1-3). The tokenizer is read from that Runner checkpoint
 # (its weights sit under the 'tokenizer.' prefix). Alternatively export a plain MAGEVQGAN file with
 # tools/model_converters/export_vqgan_tokenizer.py and drop the prefix.
 _base_ = ['./mage_vit-tiny_1xb8-20iters_photo-crops-32px.py']
