@@ -10,14 +10,21 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from generation_utils import TINY_GEN_CFG, TINY_PRETRAIN_CFG, real_photo_folder, save_random_tiny_checkpoint
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from PIL import Image
-
-from generation_utils import TINY_GEN_CFG, TINY_PRETRAIN_CFG, real_photo_folder, save_random_tiny_checkpoint
-from mage_mm.engine.precision import (AutocastTestLoop, AutocastValLoop, apply_precision, autocast_callable,
-                                      check_precision, optim_wrapper_for, precision_context)
 from tool_utils import REPO_ROOT, load_tool
+
+from mage_mm.engine.precision import (
+    AutocastTestLoop,
+    AutocastValLoop,
+    apply_precision,
+    autocast_callable,
+    check_precision,
+    optim_wrapper_for,
+    precision_context,
+)
 
 LP_TINY = osp.join(REPO_ROOT, 'configs', 'mage', 'benchmarks', 'vit-tiny_1xb8-linear-coslr-2e_photo-crops-5cls-32px.py')
 DET_TINY = osp.join(REPO_ROOT, 'configs', 'detection', 'vitdet_mask-rcnn_mage-vit-tiny_1xb2-4iters_photo-coco-64px.py')

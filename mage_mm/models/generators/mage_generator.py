@@ -11,7 +11,7 @@ from mmengine.model import BaseModel
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 
 from ..algorithms.mage import MAGE
-from ...engine.precision import check_precision, precision_context
+from ...utils.precision import check_precision, precision_context
 from .decoding import build_sampler, iterative_decode, mask_ratio, token_mask_from_pixels
 
 # decoding options a call may override through ``sample_kwargs``
