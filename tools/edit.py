@@ -23,7 +23,6 @@ import mage_mm.compat  # noqa: E402,F401  the version-gated shims of mage_mm/com
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from mage_mm.utils.cfg_options import SafeDictAction  # noqa: E402
 
@@ -70,7 +69,7 @@ def _uint8(images01: torch.Tensor) -> np.ndarray:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from mage_mm.apis import image_grid, init_generator, load_mask, load_rgb01
+    from mage_mm.apis import image_grid, init_generator, load_mask, load_rgb01, save_png
     from mage_mm.models.generators import edit_mask
 
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
@@ -96,7 +95,7 @@ def main(argv=None) -> int:
     paths = [args.out] if n == 1 else [f'{stem}_{j}{ext or ".png"}' for j in range(n)]
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     for img, path in zip(outputs, paths):
-        Image.fromarray(img).save(path)
+        save_png(img, path)  # atomic; refuses a symbolic link at the output path
     known = int((~result.token_mask[0]).sum())
     print(f'[edit] regenerated {int(result.token_mask[0].sum())} of {result.token_mask.shape[1]} tokens, '
           f'kept {known}; wrote {", ".join(paths)}')
@@ -111,7 +110,7 @@ def main(argv=None) -> int:
         panel = image_grid(tiles, ncols=len(tiles))
         if args.scale > 1:
             panel = np.kron(panel, np.ones((args.scale, args.scale, 1), np.uint8))
-        Image.fromarray(panel).save(args.panel)
+        save_png(panel, args.panel)
         print(f'[edit] panel (input | masked | regenerated token cells | result) in {args.panel}')
     return 0
 

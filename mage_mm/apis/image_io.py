@@ -1,6 +1,5 @@
 """Image helpers of the generation tools: tensors to uint8, atomic PNG writes, grids, image and mask files."""
 import math
-import os
 import os.path as osp
 from typing import List, Optional, Sequence
 
@@ -16,9 +15,9 @@ def to_uint8(images01: torch.Tensor) -> np.ndarray:
 
 def save_png(image: np.ndarray, path: str) -> None:
     """Write atomically (a temporary file renamed), so an interrupted run leaves no partial image."""
-    tmp = f'{path}.tmp{os.getpid()}.png'
-    Image.fromarray(image).save(tmp)
-    os.replace(tmp, path)
+    from ..utils.atomic import atomic_path
+    with atomic_path(path) as tmp:  # fsync + rename; refuses a symlink at the target
+        Image.fromarray(image).save(tmp)  # the format follows the suffix (kept by the temporary name)
 
 
 def image_grid(images: Sequence[np.ndarray], ncols: Optional[int] = None, pad: int = 2) -> np.ndarray:
@@ -36,11 +35,20 @@ def image_grid(images: Sequence[np.ndarray], ncols: Optional[int] = None, pad: i
     return grid
 
 
+def _open(path: str, mode: str) -> Image.Image:
+    """Decode a whole image file; a corrupt or truncated one is an error that names it (PIL's does not)."""
+    try:
+        with Image.open(path) as img:
+            return img.convert(mode)
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f'cannot read image {path}: {err}') from None
+
+
 def load_rgb01(path: str) -> torch.Tensor:
     """An image file → (1, 3, H, W) RGB float in [0, 1]."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'image not found: {path}')
-    arr = np.asarray(Image.open(path).convert('RGB'), dtype=np.float32) / 255.0
+    arr = np.asarray(_open(path, 'RGB'), dtype=np.float32) / 255.0
     return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
@@ -48,7 +56,7 @@ def load_mask(path: str) -> torch.Tensor:
     """A mask image → (1, 1, H, W) uint8, 1 where the pixel is nonzero (mmagic's LoadMask rule)."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'mask not found: {path}')
-    arr = np.asarray(Image.open(path).convert('L'))
+    arr = np.asarray(_open(path, 'L'))
     return torch.from_numpy((arr > 0).astype(np.uint8))[None, None]
 
 

@@ -109,7 +109,11 @@ def list_images(folder: str) -> List[str]:
 def load_reference_image(path: str, resize: Optional[int] = None, crop: Optional[int] = None) -> np.ndarray:
     """RGB uint8 (H, W, 3): optional torchvision-style ``Resize(resize)`` (short side,
     PIL bilinear) then ``CenterCrop(crop)``, as the official ``prepare_imgnet_val.py``."""
-    img = Image.open(path).convert('RGB')
+    try:
+        with Image.open(path) as opened:
+            img = opened.convert('RGB')  # decodes the whole file: a truncated one raises here
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f'cannot read image {path}: {err}') from None
     if resize:
         w, h = img.size
         short, long = (w, h) if w <= h else (h, w)
@@ -171,10 +175,10 @@ def reference_key(folder: str, files: Sequence[str], protocol: Dict[str, object]
 
 def save_stats(path: str, mu: np.ndarray, sigma: np.ndarray, **meta) -> str:
     """Write statistics as a plain ``.npz`` (no pickle): ``mu``, ``sigma`` and JSON ``meta``."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}.npz'
-    np.savez(tmp, mu=mu, sigma=sigma, meta=np.array(json.dumps(meta, sort_keys=True)))
-    os.replace(tmp, path)
+    from ..utils.atomic import atomic_path, remove_stale_temps
+    remove_stale_temps(osp.dirname(osp.abspath(path)) or '.', target=path)  # what a killed writer left
+    with atomic_path(path) as tmp:  # never a half-written file under the final name, never through a link
+        np.savez(tmp, mu=mu, sigma=sigma, meta=np.array(json.dumps(meta, sort_keys=True)))
     return path
 
 

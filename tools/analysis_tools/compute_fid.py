@@ -56,7 +56,8 @@ def main(argv=None) -> dict:
     result.update(num_generated=len(generated), num_reference=n_r)
     print(json.dumps(result, indent=2))
     if args.out:
-        with open(args.out, 'w') as f:
+        from mage_mm.utils.atomic import atomic_write
+        with atomic_write(args.out, 'w') as f:
             json.dump(result, f, indent=2)
     return result
 
