@@ -17,6 +17,7 @@ from mmengine.runner import Runner  # noqa: E402
 from mmengine.utils import digit_version  # noqa: E402
 from mmengine.utils.dl_utils import TORCH_VERSION  # noqa: E402
 
+from mage_mm.datasets import wrap_datasets  # noqa: E402
 from mage_mm.engine.hooks import MAGECheckpointHook, NonFiniteTrainingError  # noqa: E402
 from mage_mm.engine.runner_checks import (check_config_keys, check_load_from, check_resume,  # noqa: E402
                                           setup_auto_scale_lr, use_safe_checkpoint_hook)
@@ -114,6 +115,7 @@ def main(argv=None):
     check_config_keys(cfg)
     check_resume(cfg.work_dir, args.resume)
     use_safe_checkpoint_hook(cfg)
+    wrap_datasets(cfg)  # every image file is checked when the loaders are built, before the first iteration
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:
