@@ -7,5 +7,5 @@ _base_ = [
     '../_base_/schedules/mage_adamw-coslr-1600e.py',
     '../_base_/default_runtime.py',
 ]
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=40, max_keep_ckpts=3))
+default_hooks = dict(checkpoint=dict(type='MAGECheckpointHook', interval=40, max_keep_ckpts=3))
 resume = True

@@ -38,7 +38,7 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=20)
 log_processor = dict(by_epoch=False)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=5),
-    checkpoint=dict(type='CheckpointHook', interval=10, by_epoch=False, max_keep_ckpts=2))
+    checkpoint=dict(type='MAGECheckpointHook', interval=10, by_epoch=False, max_keep_ckpts=2))
 # CPU DDP (tools/dist_train.sh CONFIG 2): gloo, and no device ids for a CPU module
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False)

@@ -73,7 +73,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, save_last=True, interval=interval, max_keep_ckpts=5),
+    # mage_mm's CheckpointHook (atomic saves, safe rotation, exact resume, non-finite stop); it is registered in
+    # mmpretrain's HOOKS, hence the scope prefix under mmdet's default scope
+    checkpoint=dict(type='mmpretrain.MAGECheckpointHook', by_epoch=False, save_last=True, interval=interval,
+                    max_keep_ckpts=5),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
