@@ -180,12 +180,12 @@ def _without_init_cfg(obj):
 
 def settings_of(args, model, options, checkpoint_sha256: str) -> Dict[str, object]:
     """What determines the images of a folder (compared when resuming): content, not paths."""
-    cfg = dict(model.decode_cfg)
-    cfg.update(options)
+    cfg = model.decoding_options(options).to_dict()
+    cfg = {k: (repr(v) if callable(v) else v) for k, v in cfg.items()}
     model_cfg = json.dumps(_without_init_cfg(model.cfg.model.to_dict()), sort_keys=True, default=repr)
     settings = dict(checkpoint_sha256=checkpoint_sha256, seed=args.seed, image_size=list(model.image_size),
                     model_config_sha256=hashlib.sha256(model_cfg.encode()).hexdigest(),
-                    decoding={k: cfg[k] for k in sorted(cfg)})
+                    precision=str(getattr(model, 'precision', 'fp32')), decoding={k: cfg[k] for k in sorted(cfg)})
     if args.seed_mode == 'batch':
         settings['batch_size'] = args.batch_size
     return settings
@@ -352,7 +352,7 @@ def main(argv=None) -> int:
     model = init_generator(args.config, args.checkpoint, device=device, cfg_options=args.cfg_options,
                            precision=args.precision, tokenizer_precision=args.tokenizer_precision)
     options = decode_options(args)
-    model._decode_options(options)  # validate before any work
+    model.decoding_options(options)  # validate before any work
     os.makedirs(args.out_dir, exist_ok=True)
     lock, error = None, None
     if rank == 0:
