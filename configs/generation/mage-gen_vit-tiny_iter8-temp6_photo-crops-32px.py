@@ -19,6 +19,7 @@ data_root = 'data/tiny_images'  # tools/dataset_converters/prepare_photo_crops.p
 test_dataloader = dict(
     batch_size=4,
     num_workers=0,
+    persistent_workers=False,  # no workers to keep (OpenMMLab's tools/train.py defaults it to True)
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='BasicImageDataset',

@@ -17,6 +17,7 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=8,
     num_workers=0,
+    persistent_workers=False,  # no workers to keep (OpenMMLab's tools/train.py defaults it to True)
     sampler=dict(type='InfiniteSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='', with_label=False,

@@ -42,6 +42,7 @@ val_pipeline = [
 train_dataloader = dict(
     batch_size=8,
     num_workers=0,
+    persistent_workers=False,  # no workers to keep (OpenMMLab's tools/train.py defaults it to True)
     sampler=dict(type='InfiniteSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='', with_label=False,
@@ -50,6 +51,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=16,
     num_workers=0,
+    persistent_workers=False,  # no workers to keep (OpenMMLab's tools/train.py defaults it to True)
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='default_collate'),
     dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='', with_label=False,
