@@ -729,7 +729,7 @@ def main(argv=None) -> dict:
     precisions = ['bf16'] if args.dry_run else ['fp16', 'bf16']
     res: Dict[str, Any] = dict(
         date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'), dry_run=args.dry_run,
-        budget_s=args.budget_s, image_size=args.image_size, timing='cuda events' if device.type == 'cuda' else
+        budget_s=args.budget_s, complete=False, image_size=args.image_size, timing='cuda events' if device.type == 'cuda' else
         'perf_counter', warmup=args.warmup, reps=args.reps, errors={}, train=[], loss_vs_fp32=[], stability=[],
         generation=[],
         env=dict(device_name=torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor()
@@ -756,6 +756,10 @@ def main(argv=None) -> dict:
             value = None
         print(f'[bench] {name}: {time.perf_counter() - t:.1f} s', flush=True)
         free_memory(device)
+        # partial results on disk after every section: a run killed at the device's limit keeps them
+        res['skipped'], res['wall_s'] = budget.skipped, time.perf_counter() - budget.start
+        with contextlib.suppress(Exception):
+            write_outputs(res, args.out)
         return value
 
     with DefaultScope.overwrite_default_scope('mmpretrain'):
@@ -794,6 +798,7 @@ def main(argv=None) -> dict:
                 compile_backend=args.compile_backend), args.compile_s) or []
     res['skipped'] = budget.skipped
     res['wall_s'] = time.perf_counter() - budget.start
+    res['complete'] = True
     text = write_outputs(res, args.out)
     print(text, flush=True)
     return res
