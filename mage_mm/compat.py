@@ -94,8 +94,13 @@ def _apply_safe_checkpoint_loader() -> None:
     ORIGINALS.setdefault('safe_checkpoint_loader', CheckpointLoader._schemes[''])
 
     def load_from_local(filename, map_location):
-        """mmengine's local loader with ``weights_only=True`` and mage_mm's allow-list (mage_mm.compat)."""
-        return safe_load(filename, map_location=map_location)
+        """mmengine's local loader with ``weights_only=True`` and mage_mm's allow-list (mage_mm.compat).
+
+        Config text that mmengine would evaluate (``Runner.resume``, an inferencer without a config) is
+        dropped: it is Python, and a checkpoint must not run code (:func:`mage_mm.utils.cfg_options.drop_config_text`).
+        """
+        from .utils.cfg_options import drop_config_text
+        return drop_config_text(safe_load(filename, map_location=map_location))
 
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
 

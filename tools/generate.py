@@ -44,13 +44,13 @@ import zipfile
 from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import mage_mm  # noqa: E402,F401  runtime shims before any OpenMMLab import
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from PIL import Image  # noqa: E402
 
+import mage_mm  # noqa: E402,F401  runtime shims before any OpenMMLab import
+from mage_mm.models.generators.decoding import DecodingOptions  # noqa: E402
 from mage_mm.utils.atomic import atomic_path, atomic_write, is_temp_name  # noqa: E402
 from mage_mm.utils.cfg_options import SafeDictAction  # noqa: E402
 
@@ -92,10 +92,10 @@ def parse_args(argv=None):
         parser.error(f'--num-images must be > 0; got {args.num_images}')
     if args.batch_size <= 0:
         parser.error(f'--batch-size must be > 0; got {args.batch_size}')
-    if args.num_iter is not None and args.num_iter < 1:
-        parser.error(f'--num-iter (decoding steps) must be >= 1; got {args.num_iter}')
-    if args.top_k is not None and args.top_k < 1:
-        parser.error(f'--top-k must be >= 1; got {args.top_k}')
+    try:  # the checks (and messages) of iterative_decode and MAGEGenerator: one DecodingOptions
+        DecodingOptions.from_dict(decode_options(args))
+    except ValueError as err:
+        parser.error(str(err))
     if args.grid < 0:
         parser.error('--grid must be >= 0')
     return args

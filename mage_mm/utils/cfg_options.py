@@ -65,3 +65,37 @@ class SafeDictAction(DictAction):
             check_cfg_options(getattr(namespace, self.dest))
         except ValueError as err:
             raise argparse.ArgumentError(self, str(err)) from None
+
+
+# ------------------------------------------------------------ config text inside checkpoints
+#: where mmengine looks for config *text* in a loaded checkpoint and evaluates it with ``Config.fromstring``
+#: (Python): ``Runner.resume`` reads ``meta['config']`` (its GPU-count check); ``BaseInferencer`` without a
+#: config (e.g. mmdet's ``DetInferencer(weights=...)``) reads ``message_hub['runtime_info']['cfg']``, then
+#: ``meta['cfg']``.
+EVALUATED_CONFIG_TEXT = (('meta', 'config'), ('meta', 'cfg'), ('message_hub', 'runtime_info', 'cfg'))
+
+
+def drop_config_text(checkpoint: Any) -> Any:
+    """Remove the config text mmengine would evaluate from a loaded checkpoint (in place; returned).
+
+    Used by mage_mm's local-file loader for mmengine's ``CheckpointLoader``, so
+    that a checkpoint of plain data (which passes ``weights_only=True``) still
+    cannot run code when ``--resume``-d or handed to an inferencer without a
+    config: resuming then skips mmengine's GPU-count comparison, and an
+    inferencer asks for the config instead of executing the file's. Nothing
+    in mage_mm reads these entries (the tokenizer architecture is stored as
+    data, see :func:`mage_mm.apis.tokenizer_arch`).
+
+    Args:
+        checkpoint: What ``torch.load`` returned.
+
+    Returns:
+        The same object.
+    """
+    for path in EVALUATED_CONFIG_TEXT:
+        node = checkpoint
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and path[-1] in node:
+            del node[path[-1]]
+    return checkpoint

@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.runner.checkpoint import get_state_dict, weights_to_cpu
+from tool_utils import load_tool
 
 from mage_mm.apis import load_tokenizer, read_tokenizer
 from mage_mm.models.tokenizers import MAGEVQGAN
 from mage_mm.utils.checkpoint import safe_load
-from tool_utils import load_tool
 
 #: an architecture that is not one of the built-in ones, so no shape match can name it
 CUSTOM_ARCH = dict(ch=32, ch_mult=(1, 2), num_res_blocks=1, z_channels=32, num_codes=64)
@@ -77,10 +77,15 @@ class _Holder(nn.Module):
 
     def __init__(self, name: str, arch) -> None:
         super().__init__()
-        self.add_module(name, MAGEVQGAN(arch=arch))
+        parent, _, leaf = name.rpartition('.')
+        owner = self
+        if parent:  # 'backbone.tokenizer': the tokenizer inside a backbone, as every MAGE model holds it
+            owner = nn.Module()
+            self.add_module(parent, owner)
+        owner.add_module(leaf, MAGEVQGAN(arch=arch))
 
 
-@pytest.mark.parametrize('name', ['tokenizer', 'target_generator'])
+@pytest.mark.parametrize('name', ['tokenizer', 'backbone.tokenizer'])
 def test_runner_checkpoints_store_the_arch_as_data(tmp_path, name):
     """mmengine's get_state_dict (what Runner.save_checkpoint uses) records the arch in ``_metadata``."""
     marker = tmp_path / 'pwned'

@@ -1,9 +1,8 @@
 """A corrupt or truncated image in the FID and edit tools is an error that names the file."""
 import numpy as np
 import pytest
-from PIL import Image
-
 from generation_utils import TINY_GEN_CFG, one_torch_thread, save_random_tiny_checkpoint  # noqa: F401
+from PIL import Image
 from tool_utils import load_tool
 
 

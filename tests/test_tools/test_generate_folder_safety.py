@@ -12,9 +12,8 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from generation_utils import ROOT, TINY_GEN_CFG, one_torch_thread, save_random_tiny_checkpoint  # noqa: F401
+from PIL import Image
 from tool_utils import load_tool
 
 generate = load_tool('generate')

@@ -5,9 +5,8 @@ import subprocess
 import sys
 
 import pytest
-from mmengine.config import Config
-
 from generation_utils import ROOT, TINY_GEN_CFG, real_photo_folder, save_random_tiny_checkpoint
+from mmengine.config import Config
 from tool_utils import load_tool
 
 

@@ -1,9 +1,9 @@
 """``--cfg-options`` keys cannot inject code into the dumped work-dir config or a checkpoint's ``meta['cfg']``."""
 import pytest
 from mmengine.config import Config
+from tool_utils import load_tool
 
 from mage_mm.utils.cfg_options import check_cfg_options
-from tool_utils import load_tool
 
 
 def payload_key(marker) -> str:
@@ -49,8 +49,9 @@ def test_check_cfg_options_errors():
 
 
 def test_init_generator_checks_cfg_options(tmp_path):
-    from mage_mm.apis import init_generator
     from generation_utils import TINY_GEN_CFG
+
+    from mage_mm.apis import init_generator
     with pytest.raises(ValueError, match='not a dotted path'):
         init_generator(TINY_GEN_CFG, None, cfg_options={payload_key(tmp_path / 'pwned'): 1})
     assert not (tmp_path / 'pwned').exists()
