@@ -47,13 +47,12 @@ def build_mage(dump) -> MAGE:
     m, meta = dump['config']['mage'], dump['meta']
     n = token_grid(dump)**2
     model = MAGE(
-        backbone=backbone_cfg(dump),
+        backbone=backbone_cfg(dump, tokenizer=tokenizer_cfg(dump)),
         neck=dict(type='MAGEPretrainDecoder', num_tokens=n, in_channels=m['embed_dim'],
                   embed_dims=m['decoder_embed_dim'], num_layers=m['decoder_depth'],
                   num_heads=m['decoder_num_heads'], mlp_ratio=m['mlp_ratio']),
         head=dict(type='MAGEPretrainHead', in_channels=m['decoder_embed_dim'], embed_dims=m['embed_dim'],
-                  vocab_size=meta['vocab_size'], codebook_size=meta['codebook_size']),
-        target_generator=tokenizer_cfg(dump))
+                  vocab_size=meta['vocab_size'], codebook_size=meta['codebook_size']))
     sd, layout = convert_official(dump['state_dicts']['mage'])
     assert layout == 'pretrain'
     model.load_state_dict(sd, strict=True)

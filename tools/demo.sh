@@ -84,7 +84,7 @@ run_stage 2 "tokenizer training" \
 
 run_stage 3 "MAGE pretraining" \
   "$PYTHON" tools/train.py "$MAGE_CFG" --work-dir "$WORK/mage" --cfg-options \
-    model.target_generator.init_cfg.checkpoint="$TOKENIZER_CKPT" model.target_generator.init_cfg.prefix=tokenizer. \
+    model.backbone.tokenizer.init_cfg.checkpoint="$TOKENIZER_CKPT" model.backbone.tokenizer.init_cfg.prefix=tokenizer. \
     train_dataloader.dataset.data_root="$DATA" train_cfg.max_iters="$MAGE_ITERS" \
     default_hooks.checkpoint.interval="$MAGE_ITERS" ${MAGE_SHORT[@]+"${MAGE_SHORT[@]}"}
 
@@ -122,11 +122,12 @@ probe() {
   local common=(train_dataloader.dataset.data_root="$DATA" val_dataloader.dataset.data_root="$DATA"
                 test_dataloader.dataset.data_root="$DATA" ${PROBE_SHORT[@]+"${PROBE_SHORT[@]}"})
   "$PYTHON" tools/train.py "$PROBE_CFG" --work-dir "$WORK/probe_mage" --cfg-options \
-    model.backbone.init_cfg.checkpoint="$MAGE_CKPT" model.backbone.tokenizer.init_cfg.checkpoint="$MAGE_CKPT" \
-    "${common[@]}"
+    model.backbone.init_cfg.checkpoint="$MAGE_CKPT" "${common[@]}"
   # the same probe on a randomly initialised encoder (same trained tokenizer): what pretraining adds
   "$PYTHON" tools/train.py "$PROBE_CFG" --work-dir "$WORK/probe_random" --cfg-options \
-    model.backbone.init_cfg=None model.backbone.tokenizer.init_cfg.checkpoint="$MAGE_CKPT" "${common[@]}"
+    model.backbone.init_cfg=None model.backbone.tokenizer.init_cfg.type=Pretrained \
+    model.backbone.tokenizer.init_cfg.checkpoint="$MAGE_CKPT" model.backbone.tokenizer.init_cfg.prefix=backbone.tokenizer. \
+    "${common[@]}"
   "$PYTHON" - "$WORK" <<'EOF'
 import glob, json, os.path as osp, sys
 work = sys.argv[1]

@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from mage_mm.models.generators.decoding import DecodingOptions  # noqa: E402
 from mage_mm.utils.cfg_options import SafeDictAction  # noqa: E402
 
 
@@ -56,11 +57,19 @@ def parse_args(argv=None):
         parser.error('give exactly one of --mask and --task')
     if args.num_samples < 1:
         parser.error('--num-samples must be >= 1')
-    if args.num_iter is not None and args.num_iter < 1:
-        parser.error('--num-iter (decoding steps) must be >= 1')
+    try:  # the checks (and messages) of iterative_decode and MAGEGenerator: one DecodingOptions
+        DecodingOptions.from_dict(decode_options(args))
+    except ValueError as err:
+        parser.error(str(err))
     if args.scale < 1:
         parser.error('--scale must be >= 1')
     return args
+
+
+def decode_options(args) -> dict:
+    """The decoding options given on the command line (the config's apply to the others)."""
+    opts = dict(num_iter=args.num_iter, choice_temperature=args.choice_temperature)
+    return {k: v for k, v in opts.items() if v is not None}
 
 
 def _uint8(images01: torch.Tensor) -> np.ndarray:
@@ -85,8 +94,7 @@ def main(argv=None) -> int:
         mask = edit_mask(args.task, H, W, box=args.box, side=args.side, fraction=args.fraction)[None]
     if not mask.any():
         raise ValueError('the mask is empty: nothing to regenerate')
-    options = {k: v for k, v in dict(num_iter=args.num_iter, choice_temperature=args.choice_temperature).items()
-               if v is not None}
+    options = decode_options(args)
     n = args.num_samples
     result = model.edit(image.repeat(n, 1, 1, 1), mask.repeat(n, 1, 1, 1), seeds=[args.seed + j for j in range(n)],
                         dilation=args.dilation, paste_back=not args.no_paste_back, **options)

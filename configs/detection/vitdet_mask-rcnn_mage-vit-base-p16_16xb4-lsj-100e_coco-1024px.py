@@ -11,5 +11,4 @@ _base_ = ['./_base_/mask-rcnn_mage-vitdet.py', './_base_/lsj-100e_coco-instance.
 pretrained = 'checkpoints/mage_vit-base-p16_in1k-256px_mmpretrain.pth'
 model = dict(
     backbone=dict(
-        tokenizer=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='target_generator.')),
         init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')))

@@ -22,8 +22,7 @@ model = dict(
         arch=dict(_delete_=True, **_base_.mage_vit_tiny.arch),
         window_size=8,
         global_indices=[1],
-        tokenizer=dict(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=pretrained,
-                                                  prefix='target_generator.')),
+        tokenizer=dict(arch='tiny'),  # weights: the backbone.tokenizer.* entries of `pretrained`
         init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
     neck=dict(in_channels=embed_dims, out_channels=64, scale_factors=[1.0, 0.5, 0.25, 0.125]),
     rpn_head=dict(in_channels=64, feat_channels=64, anchor_generator=dict(scales=[2])),

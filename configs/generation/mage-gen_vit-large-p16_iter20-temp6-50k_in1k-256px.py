@@ -12,7 +12,7 @@ model = dict(
     type='MAGEGenerator',
     data_preprocessor=dict(_delete_=True, type='DataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.],
                            output_channel_order='RGB'),
-    target_generator=dict(init_cfg=None),  # the MAGE checkpoint contains the tokenizer
+    backbone=dict(tokenizer=dict(init_cfg=None)),  # the MAGE checkpoint contains the tokenizer
     num_iter=20,
     choice_temperature=6.0,
     schedule='cosine',

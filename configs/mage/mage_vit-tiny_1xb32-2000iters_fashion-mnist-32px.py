@@ -10,9 +10,9 @@ _base_ = ['./mage_vit-tiny_1xb8-20iters_photo-crops-32px.py']
 tokenizer_checkpoint = 'work_dirs/demo/tokenizer/iter_300.pth'
 max_iters = 2000
 model = dict(
-    target_generator=dict(
+    backbone=dict(tokenizer=dict(
         type='MAGEVQGAN', arch='tiny',
-        init_cfg=dict(type='Pretrained', checkpoint=tokenizer_checkpoint, prefix='tokenizer.')))
+        init_cfg=dict(type='Pretrained', checkpoint=tokenizer_checkpoint, prefix='tokenizer.'))))
 
 data_root = 'data/fashion_mnist/'
 # centred 28 px items: milder crops than the official 0.2-1 (ImageNet) range

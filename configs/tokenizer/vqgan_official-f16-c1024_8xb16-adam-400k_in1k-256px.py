@@ -5,8 +5,8 @@
 # recipe instead: L1 + LPIPS-VGG (weight 1) + codebook/commitment (weight 1, beta 0.25) + a 2-layer
 # hinge PatchGAN with the adaptive weight x 0.75, starting at iteration 0; Adam (0.5, 0.9) with
 # lr = 4.5e-6 x total batch. Not trained here (no GPU): a recipe, not a reproduced result.
-# Use the result in MAGE: target_generator=dict(type='MAGEVQGAN', arch='official', init_cfg=dict(
-#     type='Pretrained', checkpoint='work_dirs/<this config>/iter_400000.pth', prefix='tokenizer.'))
+# Use the result in MAGE: backbone=dict(tokenizer=dict(type='MAGEVQGAN', arch='official', init_cfg=dict(
+#     type='Pretrained', checkpoint='work_dirs/<this config>/iter_400000.pth', prefix='tokenizer.')))
 # or export it: tools/model_converters/export_vqgan_tokenizer.py work_dirs/<this config> vqgan.pth
 _base_ = ['../_base_/default_runtime.py']
 custom_imports = dict(imports=['mage_mm.compat', 'mage_mm.register', 'mage_mm.models.algorithms.vqgan_trainer'],

@@ -1,46 +1,23 @@
 """Build a :class:`MAGEGenerator` from a config and a checkpoint (the generation tools' entry point)."""
 import os.path as osp
-from typing import Dict, List, Optional, Union
+from typing import List, Optional, Union
 
 import torch
 from mmengine.config import Config
 
-from ..utils.checkpoint import safe_load
-
-
-def _state_dict(checkpoint: dict, path: str) -> Dict[str, torch.Tensor]:
-    sd = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError(f'{path} is not a state dict nor an mmengine checkpoint with a "state_dict" entry')
-    sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in sd.items()}
-    if not any(k.startswith('backbone.') for k in sd):
-        hint = (' It looks like an official MAGE checkpoint: convert it with '
-                'tools/model_converters/mage_to_mmpretrain.py first.') if any(
-                    k.startswith(('blocks.', 'vqgan.', 'token_emb.')) for k in sd) else ''
-        raise ValueError(f'{path} has no backbone.* weights; expected a MAGE checkpoint '
-                         f'(backbone./neck./head./target_generator.).{hint}')
-    return sd
+from ..utils.checkpoint import check_state_dict_fits, read_state_dict, require_mage_layout
 
 
 def load_generator_checkpoint(model: torch.nn.Module, path: str) -> None:
-    """Load a MAGE checkpoint strictly, with an error that names what does not fit."""
-    sd = _state_dict(safe_load(path, map_location='cpu'), path)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    mismatched = [f'{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}'
-                  for k in sorted(set(sd) & set(own)) if sd[k].shape != own[k].shape]
-    if missing or unexpected or mismatched:
-        parts = []
-        if mismatched:
-            tok = [m for m in mismatched if m.startswith('target_generator.')]
-            what = 'tokenizer/model size mismatch' if tok else 'size mismatch'
-            parts.append(f'{what} ({len(mismatched)}): ' + '; '.join(mismatched[:4]))
-        if missing:
-            parts.append(f'missing in checkpoint ({len(missing)}): {", ".join(missing[:6])}')
-        if unexpected:
-            parts.append(f'not in the model ({len(unexpected)}): {", ".join(unexpected[:6])}')
-        raise ValueError(f'checkpoint {path} does not fit the config\'s MAGEGenerator: ' + ' | '.join(parts))
+    """Load a MAGE checkpoint strictly, with an error that names what does not fit.
+
+    Raises:
+        CheckpointContentError: (a ``ValueError``) not a mage_mm MAGE checkpoint,
+            or keys / shapes that differ from the model's (named in the message).
+    """
+    sd, _ = read_state_dict(path)
+    require_mage_layout(sd, path)
+    check_state_dict_fits(model.state_dict(), sd, path, "the config's MAGEGenerator")
     model.load_state_dict(sd, strict=True)
 
 

@@ -3,7 +3,8 @@
 Accepted sources (all read with :func:`mage_mm.utils.checkpoint.safe_load`):
 
 * a ``VQGANTokenizerTrainer`` Runner checkpoint: keys ``tokenizer.*``;
-* a MAGE pretraining checkpoint: keys ``target_generator.*``;
+* a checkpoint of any model that contains the tokenizer (MAGE pretraining,
+  generation, linear probe, fine-tuning, detection): keys ``backbone.tokenizer.*``;
 * a plain tokenizer state dict (exported, converted or official layout);
 * a work dir: the checkpoint named in its ``last_checkpoint`` file.
 """
@@ -13,11 +14,10 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 
 from ..models.tokenizers.vqgan import ARCH_METADATA_KEY, MAGEVQGAN
-from ..utils.checkpoint import safe_load
+from ..utils.checkpoint import (TOKENIZER_KEY_PREFIX, TRAINER_TOKENIZER_PREFIX, CheckpointContentError, safe_load,
+                                state_dict_from, strip_prefix)
 
-#: prefix of the tokenizer inside a VQGANTokenizerTrainer checkpoint
-TOKENIZER_PREFIX = 'tokenizer.'
-_PREFIXES = (TOKENIZER_PREFIX, 'target_generator.', 'backbone.tokenizer.')
+_PREFIXES = (TRAINER_TOKENIZER_PREFIX, TOKENIZER_KEY_PREFIX)
 
 
 def resolve_checkpoint(path: str) -> str:
@@ -37,18 +37,20 @@ def resolve_checkpoint(path: str) -> str:
 
 
 def tokenizer_state_dict(checkpoint: dict, source: str = 'checkpoint') -> Dict[str, torch.Tensor]:
-    """The plain ``MAGEVQGAN`` state dict (no prefix) inside a loaded checkpoint."""
-    sd = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(sd, dict) or not sd:
-        raise KeyError(f'{source} holds no state dict')
+    """The plain ``MAGEVQGAN`` state dict (no prefix) inside a loaded checkpoint.
+
+    Raises:
+        CheckpointContentError: (a ``ValueError``) no state dict, or no tokenizer in it.
+    """
+    sd = state_dict_from(checkpoint, source)
     for prefix in _PREFIXES:
-        sub = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+        sub = strip_prefix(sd, prefix)
         if sub:
             return sub
     if 'quantize.embedding.weight' in sd:
         return dict(sd)
-    raise KeyError(f'{source} contains no tokenizer: expected keys starting with {_PREFIXES} or a plain '
-                   f'MAGEVQGAN state dict; first keys: {sorted(sd)[:5]}')
+    raise CheckpointContentError(f'{source} contains no tokenizer: expected keys starting with {_PREFIXES} or a '
+                                 f'plain MAGEVQGAN state dict; first keys: {sorted(sd)[:5]}')
 
 
 def _tokenizer_prefix(state_dict: dict) -> str:

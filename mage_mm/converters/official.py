@@ -3,7 +3,7 @@
 Layouts recognised in the official files (key lists: ``shared/reference/*.tsv``):
 
 * ``pretrain``: ``MaskedGenerativeEncoderViT`` (MAGE and MAGE-C pre-training)
-  → :class:`~mage_mm.models.algorithms.MAGE` (``backbone``/``neck``/``head``/``target_generator``).
+  → :class:`~mage_mm.models.algorithms.MAGE` (``backbone`` with ``backbone.tokenizer``, ``neck``, ``head``).
 * ``vqgan``: the tokenizer file ``vqgan_jax_strongaug.ckpt`` → :class:`MAGEVQGAN`.
 * ``classifier``: ``VisionTransformerMage`` linear-probe (``head.0`` BN +
   ``head.1`` linear) or fine-tuned (``head``) models → mmpretrain
@@ -20,7 +20,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 
-from ..utils.checkpoint import safe_load
+from ..utils.checkpoint import TOKENIZER_KEY_PREFIX, CheckpointContentError, safe_load, state_dict_from
 
 LEGACY_KEYS = ('cls_token', 'pos_embed', 'mask_token', 'decoder_pos_embed')
 LEGACY_PREFIXES = ('patch_embed.', 'decoder_pred.')
@@ -44,19 +44,6 @@ def _sample(keys: Iterable[str], n: int = 12) -> str:
     keys = sorted(keys)
     more = f' … (+{len(keys) - n} more)' if len(keys) > n else ''
     return ', '.join(keys[:n]) + more
-
-
-def extract_state_dict(checkpoint) -> Tuple[Dict[str, torch.Tensor], str]:
-    """The tensor dict inside an official file: ``model``, ``state_dict`` or the file itself."""
-    if not isinstance(checkpoint, dict):
-        raise CheckpointLayoutError(f'expected a dict checkpoint, got {type(checkpoint).__name__}')
-    for entry in ('model', 'state_dict'):
-        if entry in checkpoint and isinstance(checkpoint[entry], dict):
-            return checkpoint[entry], entry
-    if checkpoint and all(torch.is_tensor(v) for v in checkpoint.values()):
-        return checkpoint, '<root>'
-    raise CheckpointLayoutError('no state dict found: expected a "model" or "state_dict" entry or a flat dict '
-                                f'of tensors; top-level keys are: {_sample(checkpoint.keys())}')
 
 
 def detect_layout(sd: Dict[str, torch.Tensor]) -> str:
@@ -146,7 +133,7 @@ def convert_pretrain(sd: Dict[str, torch.Tensor], with_tokenizer: bool = True) -
                 if not _VQGAN_RE.search(k[6:]):
                     unknown.append(k)
                     continue
-                out['target_generator.' + k[6:]] = v
+                out[TOKENIZER_KEY_PREFIX + k[6:]] = v
         elif k.startswith('token_emb.') and k in _TOKEN_EMB or _BLOCK_RE.match(k) or k in ('norm.weight',
                                                                                            'norm.bias'):
             out['backbone.' + k] = v
@@ -188,7 +175,7 @@ def convert_classifier(sd: Dict[str, torch.Tensor], with_tokenizer: bool = True)
                 if not _VQGAN_RE.search(k[6:]):
                     unknown.append(k)
                     continue
-                out['backbone.tokenizer.' + k[6:]] = v
+                out[TOKENIZER_KEY_PREFIX + k[6:]] = v
         elif k in _TOKEN_EMB or _BLOCK_RE.match(k) or k in ('norm.weight', 'norm.bias', 'fc_norm.weight',
                                                                'fc_norm.bias'):
             out['backbone.' + k] = v
@@ -207,7 +194,10 @@ def convert_classifier(sd: Dict[str, torch.Tensor], with_tokenizer: bool = True)
 def convert_official(checkpoint, layout: str = 'auto', with_tokenizer: bool = True,
                      ignore_keys: Optional[str] = None) -> Tuple['OrderedDict[str, torch.Tensor]', str]:
     """Convert a loaded official checkpoint; returns ``(state_dict, layout)``."""
-    sd, _ = extract_state_dict(checkpoint)
+    try:
+        sd = state_dict_from(checkpoint, 'official checkpoint')
+    except CheckpointContentError as err:
+        raise CheckpointLayoutError(str(err)) from None
     sd = _split(sd, ignore_keys)
     if layout == 'auto':
         layout = detect_layout(sd)

@@ -23,7 +23,8 @@ import os
 import os.path as osp
 import pickle
 import zipfile
-from typing import Any, Callable, List, Optional, Union
+from collections import OrderedDict
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -118,3 +119,122 @@ def install_safe_checkpoint_loading() -> None:
         return safe_load(filename, map_location=map_location)
 
     _INSTALLED = True
+
+
+# ------------------------------------------------------------ state dicts out of checkpoints
+#: where each model that contains the MAGE tokenizer keeps it (one prefix for all: pretraining, generation,
+#: linear probe, fine-tuning, detection; ``MAGENetworkMixin`` / ``MAGEViT.tokenizer``)
+TOKENIZER_KEY_PREFIX = 'backbone.tokenizer.'
+#: the tokenizer inside a ``VQGANTokenizerTrainer`` Runner checkpoint (the trainer's own attribute)
+TRAINER_TOKENIZER_PREFIX = 'tokenizer.'
+
+
+class CheckpointContentError(ValueError):
+    """A checkpoint file loads but does not hold what the caller needs (the message names the file and keys)."""
+
+
+def _key_sample(keys, n: int = 8) -> str:
+    keys = sorted(keys)
+    return ', '.join(keys[:n]) + (f' … (+{len(keys) - n} more)' if len(keys) > n else '')
+
+
+def state_dict_from(checkpoint: Any, source: str = 'checkpoint') -> Dict[str, torch.Tensor]:
+    """The tensors of a loaded checkpoint, whatever wrote it.
+
+    Accepted: an mmengine checkpoint (its ``'state_dict'`` entry), an official
+    MAGE ``main_*.py`` file (its ``'model'`` entry) or a flat dict of tensors
+    (an exported or converted state dict). A DDP ``module.`` prefix on every
+    key is removed. The one helper for this in mage_mm: the generator loader,
+    the tokenizer reader, the official converter and ``MAGECond`` all use it.
+
+    Args:
+        checkpoint (Any): What :func:`safe_load` returned.
+        source (str): Names the file in error messages. Defaults to ``'checkpoint'``.
+
+    Raises:
+        CheckpointContentError: No such entry, an empty one, or non-tensor
+            values (the message lists the top-level keys or the first bad key).
+    """
+    if not isinstance(checkpoint, dict):
+        raise CheckpointContentError(f'{source}: expected a dict checkpoint, got {type(checkpoint).__name__}')
+    sd = next((checkpoint[k] for k in ('state_dict', 'model') if isinstance(checkpoint.get(k), dict)), None)
+    if sd is None:
+        if checkpoint and all(torch.is_tensor(v) for v in checkpoint.values()):
+            sd = checkpoint
+        else:
+            raise CheckpointContentError(
+                f'{source}: no state dict found: expected a "state_dict" (mmengine) or "model" (official MAGE) '
+                f'entry or a flat dict of tensors; top-level keys are: {_key_sample(checkpoint.keys())}')
+    bad = [k for k, v in sd.items() if not torch.is_tensor(v)]
+    if not sd or bad:
+        raise CheckpointContentError(f'{source}: the state dict is empty' if not sd else
+                                     f'{source}: state dict entries that are not tensors: {_key_sample(bad)}')
+    if all(k.startswith('module.') for k in sd):
+        # keep torch's per-module _metadata (versions, MAGEVQGAN's arch) under the stripped names
+        stripped = OrderedDict((k[len('module.'):], v) for k, v in sd.items())
+        meta = getattr(sd, '_metadata', None)
+        if meta is not None:
+            stripped._metadata = OrderedDict(('' if m == 'module' else m[len('module.'):] if m.startswith('module.')
+                                              else m, v) for m, v in meta.items())
+        sd = stripped
+    return sd
+
+
+def read_state_dict(path: Union[str, os.PathLike], map_location: Optional[Union[str, Callable, torch.device]] = 'cpu',
+                    extra_globals: Optional[List[Any]] = None) -> Tuple[Dict[str, torch.Tensor], Any]:
+    """``(state_dict, checkpoint)`` of a checkpoint file: :func:`safe_load` then :func:`state_dict_from`."""
+    checkpoint = safe_load(path, map_location=map_location, extra_globals=extra_globals)
+    return state_dict_from(checkpoint, source=os.fspath(path)), checkpoint
+
+
+def strip_prefix(state_dict: Dict[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
+    """The entries under ``prefix``, with the prefix removed (empty when none)."""
+    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
+def check_state_dict_fits(own: Dict[str, torch.Tensor], state_dict: Dict[str, torch.Tensor], source: str,
+                          target: str, may_miss: Sequence[str] = ()) -> None:
+    """Raise unless ``state_dict`` has exactly the keys and shapes of ``own`` (a model's ``state_dict()``).
+
+    Args:
+        own (dict): The model's state dict.
+        state_dict (dict): The checkpoint's.
+        source (str): The checkpoint file, for the message.
+        target (str): What it is loaded into, for the message (e.g. ``"the config's MAGEGenerator"``).
+        may_miss (Sequence[str]): Model keys the checkpoint may lack (new parts). Defaults to none.
+
+    Raises:
+        CheckpointContentError: Naming the mismatched shapes, the missing and the unexpected keys.
+    """
+    missing = sorted(set(own) - set(state_dict) - set(may_miss))
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = [f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}'
+                  for k in sorted(set(state_dict) & set(own)) if state_dict[k].shape != own[k].shape]
+    if not (missing or unexpected or mismatched):
+        return
+    parts = []
+    if mismatched:
+        tok = [m for m in mismatched if m.startswith(TOKENIZER_KEY_PREFIX)]
+        what = 'tokenizer/model size mismatch' if tok else 'size mismatch'
+        parts.append(f'{what} ({len(mismatched)}): ' + '; '.join(mismatched[:4]))
+    if missing:
+        parts.append(f'missing in checkpoint ({len(missing)}): {", ".join(missing[:6])}')
+    if unexpected:
+        parts.append(f'not in the model ({len(unexpected)}): {", ".join(unexpected[:6])}')
+    raise CheckpointContentError(f'checkpoint {source} does not fit {target}: ' + ' | '.join(parts))
+
+
+def require_mage_layout(state_dict: Dict[str, torch.Tensor], source: str) -> None:
+    """Raise unless ``state_dict`` is in mage_mm's layout (``backbone.*``...), pointing official files to the converter.
+
+    Raises:
+        CheckpointContentError: No ``backbone.*`` key; says so, and that an
+            official MAGE file must go through ``tools/model_converters/mage_to_mmpretrain.py``.
+    """
+    if any(k.startswith('backbone.') for k in state_dict):
+        return
+    official = any(k.startswith(('blocks.', 'vqgan.', 'token_emb.')) for k in state_dict)
+    hint = (' It looks like an official MAGE checkpoint: convert it with '
+            'tools/model_converters/mage_to_mmpretrain.py first.') if official else ''
+    raise CheckpointContentError(f'{source} has no backbone.* weights; expected a mage_mm MAGE checkpoint '
+                                 f'(backbone. with backbone.tokenizer., neck., head.).{hint}')

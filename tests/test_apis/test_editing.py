@@ -32,7 +32,7 @@ def test_known_tokens_and_pixels_are_kept(setup, kind):
     out = model.edit(images, masks, seeds=[0, 1])
     expected_cells = token_mask_from_pixels(masks, model.token_grid)
     assert torch.equal(out.token_mask, expected_cells) and not out.token_mask[1].any()
-    assert torch.equal(out.input_ids, model.target_generator.encode(images))
+    assert torch.equal(out.input_ids, model.tokenizer.encode(images))
     known = ~out.token_mask
     assert torch.equal(out.token_ids[known], out.input_ids[known])  # known tokens kept exactly
     assert (out.token_ids < model.backbone.codebook_size).all()
@@ -45,7 +45,7 @@ def test_known_tokens_and_pixels_are_kept(setup, kind):
 
 def test_known_tokens_are_never_remasked_during_decoding(setup):
     model, _, images, _ = setup
-    ids = model.target_generator.encode(images[:1])
+    ids = model.tokenizer.encode(images[:1])
     unknown = token_mask_from_pixels(edit_mask('inpaint', 32, 32, box=(8, 8, 24, 24))[None], model.token_grid)
     init = ids.masked_fill(unknown, model.mask_id)
     out = model.decode_tokens(init, [3], editing=True, record_steps=True)
@@ -53,7 +53,7 @@ def test_known_tokens_are_never_remasked_during_decoding(setup):
         assert torch.equal(step[~unknown], ids[~unknown])
     # editing schedules over the tokens to regenerate (16 here), not over all 64
     masked = (out.step_input_ids[:, 0] == model.mask_id).sum(-1).tolist()
-    steps = model.decode_cfg['num_iter']
+    steps = model.decoding.num_iter
     assert masked == [16] + [k for _, k in schedule_counts(16, steps)][:-1]
 
 

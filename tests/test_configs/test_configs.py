@@ -30,7 +30,7 @@ def test_pretrain_configs_load():
 ])
 def test_full_size_parameter_counts(arch, official_trainable, legacy):
     cfg = Config.fromfile(osp.join(ROOT, PRETRAIN[arch]))
-    cfg.model.target_generator.init_cfg = None
+    cfg.model.backbone.tokenizer.init_cfg = None
     with torch.device('meta'):
         model = MODELS.build(cfg.model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -42,7 +42,7 @@ def test_full_size_pretrain_layout_maps_key_for_key(arch, tsv):
     base = 'configs/_base_/models/mage_vit-{}-p16.py'.format('base' if arch == 'b' else 'large')
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(ROOT, base)).model
-    cfg.target_generator.init_cfg = None
+    cfg.backbone.tokenizer.init_cfg = None
     with torch.device('meta'):
         model = MODELS.build(cfg)
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}

@@ -7,9 +7,9 @@ the dump (path from MAGE_PARITY_DUMP).
 import pytest
 import torch
 
-from mage_mm.models.generators.decoding import (BatchSampler, PerImageSampler, ReplaySampler, clipped_mask_len,
-                                                edit_mask, iterative_decode, mask_ratio, schedule_counts,
-                                                token_mask_from_pixels)
+from mage_mm.models.generators.decoding import (BatchSampler, DecodingOptions, PerImageSampler, ReplaySampler,
+                                                clipped_mask_len, edit_mask, iterative_decode, mask_ratio,
+                                                schedule_counts, token_mask_from_pixels)
 from generation_utils import one_torch_thread  # noqa: F401  (autouse fixture)
 from parity_utils import build_mage
 
@@ -30,6 +30,12 @@ def official(parity_dump):
     return logits_fn, settings, bb
 
 
+def _decode(logits_fn, init_ids, *, sampler, mask_id, codebook_size, record_steps=False, **options):
+    """:func:`iterative_decode` with the options given as keywords (one :class:`DecodingOptions`)."""
+    return iterative_decode(logits_fn, init_ids, mask_id=mask_id, codebook_size=codebook_size, sampler=sampler,
+                            options=DecodingOptions(**options), record_steps=record_steps)
+
+
 def _blank(parity_dump, bb, batch=None):
     B, N = parity_dump['generation_loop']['final_token_ids'].shape
     return torch.full((batch or B, N), bb.mask_id, dtype=torch.long)
@@ -41,7 +47,7 @@ def test_replayed_draws_reproduce_the_official_trajectory(parity_dump, official)
     g = parity_dump['generation_loop']
     assert (g['step_input_ids'][:, :, 0] == bb.fake_class_id).all()  # the dump's class slot
     sampler = ReplaySampler(g['step_categorical_samples'], g['step_gumbel_draws'])
-    out = iterative_decode(logits_fn, _blank(parity_dump, bb), sampler=sampler, record_steps=True, **settings)
+    out = _decode(logits_fn, _blank(parity_dump, bb), sampler=sampler, record_steps=True, **settings)
     assert out.step_input_ids.shape == g['step_input_ids'][:, :, 1:].shape
     for t in range(g['num_iter']):
         assert torch.equal(out.step_input_ids[t], g['step_input_ids'][t, :, 1:]), f'step {t} differs'
@@ -53,7 +59,7 @@ def test_official_rng_order_reproduces_without_injection(parity_dump, official):
     """torch.manual_seed + np.random.seed, CPU Categorical then np.random.gumbel (the dump's README)."""
     logits_fn, settings, bb = official
     g = parity_dump['generation_loop']
-    out = iterative_decode(logits_fn, _blank(parity_dump, bb), sampler=BatchSampler(g['seed']), record_steps=True,
+    out = _decode(logits_fn, _blank(parity_dump, bb), sampler=BatchSampler(g['seed']), record_steps=True,
                            **settings)
     assert torch.equal(out.step_input_ids, g['step_input_ids'][:, :, 1:])
     assert torch.equal(out.token_ids, g['final_token_ids'])
@@ -65,7 +71,7 @@ def test_counts_per_step_follow_the_schedule(parity_dump, official):
     N = parity_dump['generation_loop']['final_token_ids'].shape[1]
     for schedule, steps in (('cosine', settings['num_iter']), ('linear', 6), ('arccos', 5)):
         s = dict(settings, num_iter=steps)
-        out = iterative_decode(logits_fn, _blank(parity_dump, bb), sampler=PerImageSampler([1, 2]),
+        out = _decode(logits_fn, _blank(parity_dump, bb), sampler=PerImageSampler([1, 2]),
                                schedule=schedule, record_steps=True, **s)
         masked = (out.step_input_ids == bb.mask_id).sum(-1)  # (T, B) masked at the start of each step
         expected = [N] + [keep for _, keep in schedule_counts(N, steps, schedule)][:-1]
@@ -107,13 +113,13 @@ def test_schedule_errors():
 @torch.no_grad()
 def test_per_image_seeds_do_not_depend_on_the_batch(parity_dump, official):
     logits_fn, settings, bb = official
-    batch = iterative_decode(logits_fn, _blank(parity_dump, bb, 3), sampler=PerImageSampler([5, 6, 7]), **settings)
-    alone = iterative_decode(logits_fn, _blank(parity_dump, bb, 1), sampler=PerImageSampler([6]), **settings)
+    batch = _decode(logits_fn, _blank(parity_dump, bb, 3), sampler=PerImageSampler([5, 6, 7]), **settings)
+    alone = _decode(logits_fn, _blank(parity_dump, bb, 1), sampler=PerImageSampler([6]), **settings)
     assert torch.equal(batch.token_ids[1:2], alone.token_ids)
     # batch size 1 is the official gen_image(1, seed) RNG order
-    official_one = iterative_decode(logits_fn, _blank(parity_dump, bb, 1), sampler=BatchSampler(6), **settings)
+    official_one = _decode(logits_fn, _blank(parity_dump, bb, 1), sampler=BatchSampler(6), **settings)
     assert torch.equal(official_one.token_ids, alone.token_ids)
-    other = iterative_decode(logits_fn, _blank(parity_dump, bb, 1), sampler=PerImageSampler([8]), **settings)
+    other = _decode(logits_fn, _blank(parity_dump, bb, 1), sampler=PerImageSampler([8]), **settings)
     assert not torch.equal(other.token_ids, alone.token_ids)
 
 
@@ -121,14 +127,14 @@ def test_per_image_seeds_do_not_depend_on_the_batch(parity_dump, official):
 def test_top_k_one_without_gumbel_is_deterministic(parity_dump, official):
     logits_fn, settings, bb = official
     s = dict(settings, num_iter=4, choice_temperature=0.0)
-    a = iterative_decode(logits_fn, _blank(parity_dump, bb, 1), sampler=PerImageSampler([1]), top_k=1, **s)
-    b = iterative_decode(logits_fn, _blank(parity_dump, bb, 1), sampler=PerImageSampler([2]), top_k=1, **s)
+    a = _decode(logits_fn, _blank(parity_dump, bb, 1), sampler=PerImageSampler([1]), top_k=1, **s)
+    b = _decode(logits_fn, _blank(parity_dump, bb, 1), sampler=PerImageSampler([2]), top_k=1, **s)
     assert torch.equal(a.token_ids, b.token_ids)
-    c = iterative_decode(logits_fn, _blank(parity_dump, bb, 1), sampler=PerImageSampler([1]),
+    c = _decode(logits_fn, _blank(parity_dump, bb, 1), sampler=PerImageSampler([1]),
                          sampling_temperature=0.5, top_k=8, per_sample_mask_len=True, **s)
     assert (c.token_ids < bb.codebook_size).all()
     with pytest.raises(ValueError, match='sampling_temperature'):
-        iterative_decode(logits_fn, _blank(parity_dump, bb, 1), sampler=PerImageSampler([1]),
+        _decode(logits_fn, _blank(parity_dump, bb, 1), sampler=PerImageSampler([1]),
                          sampling_temperature=0.0, **s)
 
 
@@ -139,7 +145,7 @@ def test_fixed_tokens_stay_fixed_and_empty_masks_decode_nothing(parity_dump, off
     unknown = torch.zeros_like(ids, dtype=torch.bool)
     unknown[0, 40:90] = True  # image 0: a band to regenerate; image 1: nothing
     init = ids.masked_fill(unknown, bb.mask_id)
-    out = iterative_decode(logits_fn, init, sampler=PerImageSampler([0, 1]), per_sample_mask_len=True,
+    out = _decode(logits_fn, init, sampler=PerImageSampler([0, 1]), per_sample_mask_len=True,
                            schedule_base='unknown', record_steps=True, **settings)
     assert torch.equal(out.token_ids[~unknown], ids[~unknown])
     assert torch.equal(out.token_ids[1], ids[1])
@@ -147,7 +153,7 @@ def test_fixed_tokens_stay_fixed_and_empty_masks_decode_nothing(parity_dump, off
         assert torch.equal(step_ids[~unknown], ids[~unknown])
     masked0 = (out.step_input_ids[:, 0] == bb.mask_id).sum(-1).tolist()
     assert masked0 == [50] + [k for _, k in schedule_counts(50, settings['num_iter'])][:-1]
-    assert torch.equal(iterative_decode(logits_fn, ids, sampler=PerImageSampler([0, 1]), **settings).token_ids, ids)
+    assert torch.equal(_decode(logits_fn, ids, sampler=PerImageSampler([0, 1]), **settings).token_ids, ids)
 
 
 def test_pixel_masks_dilate_to_token_cells():

@@ -61,7 +61,7 @@ def test_every_trainable_parameter_gets_a_gradient():
     model.loss(x, None)['loss'].backward()
     no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert no_grad == []  # DDP works without find_unused_parameters
-    assert all(not p.requires_grad for p in model.target_generator.parameters())
+    assert all(not p.requires_grad for p in model.tokenizer.parameters())
 
 
 def test_output_layer_tied_to_detached_embedding():
@@ -89,7 +89,7 @@ def test_incompatible_parts_are_rejected():
     with pytest.raises(ValueError, match='num_tokens'):
         MODELS.build(cfg.model)
     cfg = Config.fromfile(TINY_CFG)
-    cfg.model.target_generator.arch = 'parity-tiny'
+    cfg.model.backbone.tokenizer.arch = 'parity-tiny'
     with pytest.raises(ValueError, match='codes'):
         MODELS.build(cfg.model)
 
@@ -111,8 +111,8 @@ def test_overfits_a_fixed_batch():
     images, _ = random_crops(packaged_photo_paths(), 8, 32, seed=0)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     with torch.no_grad():
-        z = model.target_generator.encode_latent(x).permute(0, 2, 3, 1).reshape(-1, 64)
-        model.target_generator.quantize.embedding.weight.copy_(z[torch.randperm(len(z))[:256]])
+        z = model.tokenizer.encode_latent(x).permute(0, 2, 3, 1).reshape(-1, 64)
+        model.tokenizer.quantize.embedding.weight.copy_(z[torch.randperm(len(z))[:256]])
     assert len(model.tokenize(x).unique()) > 50
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-3)

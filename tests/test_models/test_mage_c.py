@@ -73,7 +73,7 @@ def test_loss_is_finite_and_both_views_flow(image_dir):
     assert grad.shape == (8, 64)  # 4 images x 2 views, interleaved (a0, b0, a1, b1, ...)
     assert (grad[0::2].abs().sum(1) > 0).all() and (grad[1::2].abs().sum(1) > 0).all()
     assert model.backbone.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
-    assert all(p.grad is None for p in model.target_generator.parameters())
+    assert all(p.grad is None for p in model.tokenizer.parameters())
 
 
 def test_contrastive_term_changes_the_gradient_and_weight_zero_is_mage(image_dir):
@@ -88,7 +88,7 @@ def test_contrastive_term_changes_the_gradient_and_weight_zero_is_mage(image_dir
 
     # with weight 0, MAGE-C is plain MAGE on the interleaved views (same masks, same dropout draws)
     cfg = Config.fromfile(CFG).model
-    mage = MAGE(backbone=cfg.backbone, neck=cfg.neck, head=cfg.head, target_generator=cfg.target_generator)
+    mage = MAGE(backbone=cfg.backbone, neck=cfg.neck, head=cfg.head)
     mage.load_state_dict({k: v for k, v in build(0.0).state_dict().items() if not k.startswith('projector.')})
     mage.train()
     images = torch.stack(data['inputs'], dim=1).flatten(0, 1)

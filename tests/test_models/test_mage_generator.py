@@ -15,9 +15,9 @@ import mage_mm.models.generators.mage_generator  # noqa: F401  registers MAGEGen
 from generation_utils import (TINY_GEN_CFG, TINY_PRETRAIN_CFG, one_torch_thread,  # noqa: F401
                               save_random_tiny_checkpoint)
 from mage_mm.apis import init_generator
-from mage_mm.models.generators import ReplaySampler, iterative_decode
-from mage_mm.models.generators.mage_generator import MAGEGenerator
 from mage_mm.converters import convert_official
+from mage_mm.models.generators import DecodingOptions, ReplaySampler, iterative_decode
+from mage_mm.models.generators.mage_generator import MAGEGenerator
 from parity_utils import backbone_cfg, token_grid, tokenizer_cfg
 
 
@@ -35,7 +35,8 @@ def test_tiny_generation_config_scope_and_imports():
     # its network is configs/_base_/models/mage_vit-tiny.py, the pretraining config's (one file, no copy to drift)
     gen = Config.fromfile(TINY_GEN_CFG)
     assert gen.model.type == 'MAGEGenerator' and gen.default_scope == 'mmagic'
-    assert {'mage_mm.register', 'mage_mm.models.generators.mage_generator', 'mage_mm.evaluation.metrics'} <= set(gen.custom_imports.imports)
+    assert {'mage_mm.register', 'mage_mm.models.generators.mage_generator',
+            'mage_mm.evaluation.metrics'} <= set(gen.custom_imports.imports)
 
 
 @pytest.mark.parametrize('name', ['base-p16', 'large-p16'])
@@ -48,7 +49,7 @@ def test_full_size_configs_have_official_settings_and_mage_keys(name):
     assert cfg.test_evaluator.metrics[0].fake_nums == 50000 and cfg.test_dataloader.batch_size == 32
     pre_cfg = Config.fromfile(osp.join(osp.dirname(TINY_PRETRAIN_CFG),
                                        f'mage_vit-{name.split("-")[0]}-p16_8xb512-amp-coslr-1600e_in1k-256px.py'))
-    pre_cfg.model.target_generator.init_cfg = None
+    pre_cfg.model.backbone.tokenizer.init_cfg = None
     with torch.device('meta'):
         gen = MODELS.build(model_cfg)
         pre = PRETRAIN.build(dict(pre_cfg.model, _scope_='mmpretrain'))
@@ -88,7 +89,7 @@ def test_seeds_as_noise_are_batch_independent(generator):
 def test_sample_kwargs_and_errors(generator):
     out = generator(dict(num_batches=1, sample_kwargs=dict(num_iter=2, schedule='linear', top_k=5, seeds=[3])))
     assert out[0].sample_kwargs['num_iter'] == 2
-    with pytest.raises(KeyError, match='unknown decoding option'):
+    with pytest.raises(ValueError, match='unknown decoding option'):
         generator(dict(num_batches=1, sample_kwargs=dict(steps=3)))
     with pytest.raises(ValueError, match='num_iter'):
         generator(dict(num_batches=1, sample_kwargs=dict(num_iter=0)))
@@ -107,12 +108,12 @@ def test_checkpoint_errors_are_clear(tiny_ckpt, tmp_path):
         init_generator(TINY_GEN_CFG, str(tmp_path / 'missing.pth'))
     # a tokenizer that does not match the backbone's codebook is refused at build time
     with pytest.raises(ValueError, match='tokenizer has 1024 codes'):
-        init_generator(TINY_GEN_CFG, cfg_options={'model.target_generator.arch': 'parity-tiny'})
+        init_generator(TINY_GEN_CFG, cfg_options={'model.backbone.tokenizer.arch': 'parity-tiny'})
     # a checkpoint of another model size names the mismatching tensors
     with pytest.raises(ValueError, match='size mismatch.*backbone'):
         init_generator(TINY_GEN_CFG, tiny_ckpt, cfg_options={'model.backbone.arch.feedforward_channels': 128})
     with pytest.raises(ValueError, match='tokenizer/model size mismatch'):
-        init_generator(TINY_GEN_CFG, tiny_ckpt, cfg_options={'model.target_generator.arch': dict(
+        init_generator(TINY_GEN_CFG, tiny_ckpt, cfg_options={'model.backbone.tokenizer.arch': dict(
             _delete_=True, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, z_channels=32, num_codes=256)})
     official = {k.replace('backbone.', ''): v for k, v in torch.load(tiny_ckpt, weights_only=True)['state_dict'].items()
                 if k.startswith('backbone.')}
@@ -148,7 +149,7 @@ def test_converted_official_checkpoint_reproduces_the_official_generation(parity
     assert layout == 'pretrain'
     torch.save(dict(state_dict=sd), tmp_path / 'official_converted.pth')
     cfg = Config(dict(model=dict(
-        type='MAGEGenerator', backbone=backbone_cfg(parity_dump), target_generator=tokenizer_cfg(parity_dump),
+        type='MAGEGenerator', backbone=backbone_cfg(parity_dump, tokenizer=tokenizer_cfg(parity_dump)),
         neck=dict(type='MAGEPretrainDecoder', num_tokens=n, in_channels=m['embed_dim'],
                   embed_dims=m['decoder_embed_dim'], num_layers=m['decoder_depth'],
                   num_heads=m['decoder_num_heads'], mlp_ratio=m['mlp_ratio']),
@@ -160,8 +161,8 @@ def test_converted_official_checkpoint_reproduces_the_official_generation(parity
     init = torch.full(g['final_token_ids'].shape, model.mask_id, dtype=torch.long)
     replay = ReplaySampler(g['step_categorical_samples'], g['step_gumbel_draws'])
     out = iterative_decode(model._logits, init, mask_id=model.mask_id, codebook_size=meta['codebook_size'],
-                           sampler=replay, num_iter=g['num_iter'], choice_temperature=g['choice_temperature'],
-                           record_steps=True)
+                           sampler=replay, record_steps=True,
+                           options=DecodingOptions(num_iter=g['num_iter'], choice_temperature=g['choice_temperature']))
     assert torch.equal(out.step_input_ids, g['step_input_ids'][:, :, 1:])
     assert torch.equal(out.token_ids, g['final_token_ids'])
     # the official RNG order through the generator's own API (seed_mode='batch')

@@ -131,13 +131,13 @@ def test_one_window_over_the_grid_is_the_plain_mage_encoder():
 def test_mage_checkpoint_initialises_the_backbone(mage_ckpt):
     from mmdet.registry import MODELS
     cfg = Config.fromfile(TINY).model.backbone
-    cfg.init_cfg.checkpoint = cfg.tokenizer.init_cfg.checkpoint = mage_ckpt
+    assert 'init_cfg' not in cfg.tokenizer  # one prefix: backbone.* of a MAGE checkpoint holds the tokenizer too
+    cfg.init_cfg.checkpoint = mage_ckpt
     det = MODELS.build(cfg)
     det.init_weights()
     pre = torch.load(mage_ckpt, weights_only=True)['state_dict']
     for k, v in det.state_dict().items():
-        key = 'target_generator.' + k[len('tokenizer.'):] if k.startswith('tokenizer.') else 'backbone.' + k
-        assert torch.equal(v, pre[key]), k
+        assert torch.equal(v, pre['backbone.' + k]), k
     assert all(not p.requires_grad for p in det.tokenizer.parameters())
     with torch.no_grad():
         pos = det._position_embeddings((16, 16))  # 64 px with the factor-4 tokenizer
@@ -161,7 +161,6 @@ def test_layer_decay_through_the_detector():
     from mmengine.optim import build_optim_wrapper
     cfg = Config.fromfile(TINY)
     cfg.model.backbone.init_cfg = None
-    cfg.model.backbone.tokenizer.init_cfg = None
     model = MODELS.build(cfg.model)
     groups = build_optim_wrapper(model, cfg.optim_wrapper).optimizer.param_groups
     scales = {g['param_name']: g['lr_scale'] for g in groups}
@@ -182,7 +181,7 @@ def test_tiny_mask_rcnn_loss_and_predict(coco_root, mage_ckpt):
     from mmdet.registry import DATASETS, MODELS
     from mmengine.dataset import pseudo_collate
     cfg = Config.fromfile(TINY)
-    cfg.model.backbone.init_cfg.checkpoint = cfg.model.backbone.tokenizer.init_cfg.checkpoint = mage_ckpt
+    cfg.model.backbone.init_cfg.checkpoint = mage_ckpt
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -217,7 +216,7 @@ def test_full_config_is_the_vitdet_recipe():
     bb = cfg.model.backbone
     assert bb.type == 'MAGEViTDet' and bb.arch == 'b' and bb.window_size == 16
     assert bb.global_indices == [2, 5, 8, 11] and bb.drop_path_rate == 0.1
-    assert bb.init_cfg.prefix == 'backbone.' and bb.tokenizer.init_cfg.prefix == 'target_generator.'
+    assert bb.init_cfg.prefix == 'backbone.' and 'init_cfg' not in bb.tokenizer  # backbone.tokenizer.* of the file
     assert cfg.model.data_preprocessor.std == [255., 255., 255.]
     assert cfg.model.data_preprocessor.batch_augments[0].size == (1024, 1024)
     assert cfg.train_dataloader.batch_size * 16 == cfg.auto_scale_lr.base_batch_size == 64
@@ -237,7 +236,6 @@ def test_tiny_config_trains_and_evaluates_through_tools_train(coco_root, mage_ck
     work = str(tmp_path / 'work')
     ann = osp.join(coco_root, 'annotations', 'val.json')
     train.main([TINY, '--work-dir', work, '--cfg-options', f'model.backbone.init_cfg.checkpoint={mage_ckpt}',
-                f'model.backbone.tokenizer.init_cfg.checkpoint={mage_ckpt}',
                 *[f'{loader}.dataset.data_root={coco_root}/' for loader in ('train_dataloader', 'val_dataloader',
                                                                               'test_dataloader')],
                 f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}', 'train_cfg.max_iters=2',

@@ -293,12 +293,12 @@ def test_tools_train_with_validation_export_and_load_into_mage(image_dir, tmp_pa
     mage_cfg = Config.fromfile(osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb32-2000iters_fashion-mnist-32px.py'))
     for init_cfg in (dict(type='Pretrained', checkpoint=ckpt, prefix='tokenizer.'),
                      dict(type='Pretrained', checkpoint=exported)):
-        mage_cfg.model.target_generator.init_cfg = init_cfg
+        mage_cfg.model.backbone.tokenizer.init_cfg = init_cfg
         mage = MODELS.build(mage_cfg.model)
         mage.init_weights()
-        for k, v in mage.target_generator.state_dict().items():
+        for k, v in mage.tokenizer.state_dict().items():
             assert torch.equal(v, sd['tokenizer.' + k]), (init_cfg, k)
-        assert not any(p.requires_grad for p in mage.target_generator.parameters())
+        assert not any(p.requires_grad for p in mage.tokenizer.parameters())
 
     tok = load_tokenizer(ckpt)
     assert tok.frozen and tok.num_codes == 256

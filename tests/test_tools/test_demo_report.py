@@ -70,7 +70,7 @@ def test_the_mage_run_used_the_trained_tokenizer(demo):
     tok = safe_load(osp.join(work, 'tokenizer', 'iter_4.pth'))['state_dict']
     mage = safe_load(osp.join(work, 'mage', 'iter_4.pth'))['state_dict']
     keys = [k for k in tok if k.startswith('tokenizer.')]
-    assert keys and all(torch.equal(mage['target_generator.' + k[len('tokenizer.'):]], tok[k]) for k in keys)
+    assert keys and all(torch.equal(mage['backbone.' + k], tok[k]) for k in keys)
 
 
 def test_report_helpers_on_the_demo_logs(demo, tmp_path):

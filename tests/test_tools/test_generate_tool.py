@@ -129,4 +129,4 @@ def test_bad_arguments(trained_ckpt, tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match='checkpoint not found'):
         generate.main([TINY_GEN_CFG, str(tmp_path / 'none.pth'), '--out-dir', str(tmp_path / 'y'), '--num-images', '1'])
     with pytest.raises(ValueError, match='tokenizer has 1024 codes but backbone.codebook_size is 256'):
-        generate.main([*base, '--num-images', '1', '--cfg-options', 'model.target_generator.arch=parity-tiny'])
+        generate.main([*base, '--num-images', '1', '--cfg-options', 'model.backbone.tokenizer.arch=parity-tiny'])

@@ -87,8 +87,8 @@ def test_init_cfg_pretrained_loads_a_runner_style_checkpoint(tmp_path):
     hub.update_scalar('train/loss', 2.0)
     path = tmp_path / 'iter_10.pth'
     torch.save({'meta': {'iter': 10}, 'message_hub': hub.state_dict(),
-                'state_dict': {f'target_generator.{k}': v for k, v in src.state_dict().items()}}, path)
-    tok = MAGEVQGAN(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='target_generator.'))
+                'state_dict': {f'backbone.tokenizer.{k}': v for k, v in src.state_dict().items()}}, path)
+    tok = MAGEVQGAN(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='backbone.tokenizer.'))
     tok.init_weights()
     for k, v in src.state_dict().items():
         assert torch.equal(tok.state_dict()[k], v), k

@@ -4,7 +4,7 @@
     python tools/model_converters/export_vqgan_tokenizer.py work_dirs/vqgan_tiny_fm/iter_300.pth out.pth
 
 SRC is a Runner checkpoint (tokenizer under the ``tokenizer.`` prefix), a work dir (its
-``last_checkpoint`` is used), a MAGE pretraining checkpoint (``target_generator.``) or a plain
+``last_checkpoint`` is used), any checkpoint of a model that contains the tokenizer (``backbone.tokenizer.``) or a plain
 tokenizer file. DST holds ``{'state_dict': <MAGEVQGAN keys, official names>, 'meta': {...}}``:
 use it as ``MAGEVQGAN(init_cfg=dict(type='Pretrained', checkpoint=DST))`` in any MAGE config
 (no prefix needed). Without exporting, the Runner checkpoint also works directly with

@@ -1,7 +1,7 @@
 """Convert official MAGE checkpoints (LTH14/mage) to mage_mm / mmpretrain layouts.
 
 Examples:
-    # pre-trained MAGE ViT-B/L or MAGE-C (tokenizer included under target_generator.)
+    # pre-trained MAGE ViT-B/L or MAGE-C (tokenizer included under backbone.tokenizer.)
     python tools/model_converters/mage_to_mmpretrain.py mage-vitb-1600.pth mage_vit-base_converted.pth
     # the tokenizer alone (use it as MAGEVQGAN init_cfg Pretrained checkpoint)
     python tools/model_converters/mage_to_mmpretrain.py vqgan_jax_strongaug.ckpt vqgan_converted.pth

@@ -7,8 +7,8 @@ model = dict(
     type='MAGE',
     data_preprocessor=dict(
         type='SelfSupDataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.], to_rgb=True),
-    target_generator=dict(type='MAGEVQGAN', arch='tiny'),
-    backbone=dict(type='MAGEViT', **_base_.mage_vit_tiny),
+    # the frozen tokenizer sits in the backbone (checkpoint keys backbone.tokenizer.*)
+    backbone=dict(type='MAGEViT', **_base_.mage_vit_tiny, tokenizer=dict(type='MAGEVQGAN', arch='tiny')),
     neck=dict(type='MAGEPretrainDecoder', num_tokens=64, in_channels=64, embed_dims=32, num_layers=1,
               num_heads=4),
     head=dict(type='MAGEPretrainHead', in_channels=32, embed_dims=64, vocab_size=_base_.codebook_size + 2,

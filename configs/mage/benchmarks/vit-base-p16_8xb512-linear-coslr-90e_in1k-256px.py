@@ -8,8 +8,8 @@
 #   90 epochs, 10 warm-up, half-cycle cosine to 0 per iteration;
 # * train: single-draw RandomResizedCrop 256 (0.2-1, bicubic) + flip; eval: Resize 292 + CenterCrop 256.
 # Weights: a mage_mm pretraining checkpoint (tools/train.py configs/mage/mage_vit-base-*.py) or an official
-# one converted with tools/model_converters/mage_to_mmpretrain.py: the ViT is read from its "backbone."
-# entries, the tokenizer from its "target_generator." entries.
+# one converted with tools/model_converters/mage_to_mmpretrain.py: the ViT and its tokenizer are read from its
+# "backbone." entries (the tokenizer's are "backbone.tokenizer.", in every model that contains it).
 _base_ = ['./_base_/vit-base-p16_linear-probe.py', '../../_base_/datasets/imagenet_mage-cls-256px.py']
 
 # ImageFolder layout, as the official scripts: data_root/{train,val}/<class>/<image>

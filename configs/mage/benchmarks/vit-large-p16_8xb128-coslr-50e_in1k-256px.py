@@ -6,7 +6,6 @@ pretrained = 'checkpoints/mage_vit-large-p16_in1k-256px_mmpretrain.pth'
 model = dict(
     backbone=dict(
         arch='l', drop_path_rate=0.2,
-        tokenizer=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='target_generator.')),
         init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
     head=dict(in_channels=1024),
 )

@@ -5,7 +5,6 @@ pretrained = 'checkpoints/mage_vit-large-p16_in1k-256px_mmpretrain.pth'
 model = dict(
     backbone=dict(
         arch='l', frozen_stages=24,
-        tokenizer=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='target_generator.')),
         init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
     neck=dict(input_features=1024),
     head=dict(in_channels=1024),

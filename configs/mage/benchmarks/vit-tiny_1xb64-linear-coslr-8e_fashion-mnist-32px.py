@@ -10,7 +10,6 @@ num_classes = 10
 model = dict(
     data_preprocessor=dict(num_classes=num_classes),
     backbone=dict(
-        tokenizer=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='target_generator.')),
         init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
     head=dict(num_classes=num_classes),
 )

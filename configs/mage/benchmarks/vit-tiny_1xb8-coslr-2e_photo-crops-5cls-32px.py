@@ -15,8 +15,7 @@ model = dict(
     backbone=dict(
         _base_.mage_vit_tiny,
         arch=dict(_delete_=True, **_base_.mage_vit_tiny.arch),
-        tokenizer=dict(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=pretrained,
-                                                  prefix='target_generator.')),
+        tokenizer=dict(arch='tiny'),  # weights: the backbone.tokenizer.* entries of `pretrained`
         init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
     head=dict(num_classes=num_classes, in_channels=_base_.mage_vit_tiny.arch.embed_dims),
 )

@@ -19,8 +19,7 @@ model = dict(
         _base_.mage_vit_tiny,
         arch=dict(_delete_=True, **_base_.mage_vit_tiny.arch),
         frozen_stages=2,
-        tokenizer=dict(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=pretrained,
-                                                  prefix='target_generator.')),
+        tokenizer=dict(arch='tiny'),  # weights: the backbone.tokenizer.* entries of `pretrained`
         init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
     neck=dict(input_features=_base_.mage_vit_tiny.arch.embed_dims),
     head=dict(num_classes=num_classes, in_channels=_base_.mage_vit_tiny.arch.embed_dims),

@@ -33,7 +33,7 @@ class MAGEC(MAGE):
     linear probing); ``pool='cls'`` takes the class slot.
 
     Args:
-        backbone, neck, head, target_generator (dict): As :class:`MAGE`.
+        backbone, neck, head (dict): As :class:`MAGE` (the tokenizer inside the backbone).
         projector (dict): Projection MLP on the pooled (B, D) feature; called
             with a 1-tuple, returns a 1-tuple (``NonLinearNeck`` with
             ``with_avg_pool=False``).
@@ -50,7 +50,6 @@ class MAGEC(MAGE):
                  backbone: dict,
                  neck: dict,
                  head: dict,
-                 target_generator: dict,
                  projector: dict,
                  contrastive_head: dict,
                  contrastive_weight: float = 0.1,
@@ -62,8 +61,8 @@ class MAGEC(MAGE):
             raise ValueError(f'pool must be one of {self.POOLS}, got {pool!r}')
         if contrastive_weight < 0:
             raise ValueError(f'contrastive_weight must be >= 0, got {contrastive_weight}')
-        super().__init__(backbone=backbone, neck=neck, head=head, target_generator=target_generator,
-                         pretrained=pretrained, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(backbone=backbone, neck=neck, head=head, pretrained=pretrained,
+                         data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.projector = MODELS.build(projector)
         self.contrastive_head = MODELS.build(contrastive_head)
         self.contrastive_weight = contrastive_weight

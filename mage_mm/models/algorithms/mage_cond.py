@@ -5,27 +5,10 @@ import torch
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ...utils.checkpoint import safe_load
+from ...utils.checkpoint import check_state_dict_fits, read_state_dict, require_mage_layout
 from .mage import MAGE
 
 CLASS_EMBED_PREFIX = 'neck.class_embed.'
-
-
-def _checkpoint_state_dict(checkpoint, path: str) -> Dict[str, torch.Tensor]:
-    sd = None
-    if isinstance(checkpoint, dict):
-        # mmengine ('state_dict'), official MAGE ('model'), or a bare state dict
-        sd = next((checkpoint[k] for k in ('state_dict', 'model') if isinstance(checkpoint.get(k), dict)),
-                  checkpoint)
-    if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError(f'{path} is neither a state dict nor an mmengine checkpoint with a "state_dict" entry')
-    sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in sd.items()}
-    if not any(k.startswith('backbone.') for k in sd):
-        official = any(k.startswith(('blocks.', 'vqgan.', 'token_emb.')) for k in sd)
-        hint = (' It looks like an official MAGE checkpoint: convert it first with '
-                'tools/model_converters/mage_to_mmpretrain.py.') if official else ''
-        raise ValueError(f'{path} has no backbone.* weights; expected a mage_mm MAGE checkpoint.{hint}')
-    return sd
 
 
 @MODELS.register_module()
@@ -141,24 +124,11 @@ class MAGECond(MAGE):
             ValueError: The checkpoint lacks other keys, has keys the model does
                 not, or has tensors of other shapes (the message names them).
         """
-        sd = _checkpoint_state_dict(safe_load(path, map_location='cpu'), path)
-        own = self.state_dict()
+        sd, _ = read_state_dict(path)
+        require_mage_layout(sd, path)
         class_keys = self.class_embed_keys()
-        missing = set(own) - set(sd)
-        unexpected = sorted(set(sd) - set(own))
-        mismatched = [f'{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}'
-                      for k in sorted(set(sd) & set(own)) if sd[k].shape != own[k].shape]
-        if mismatched or unexpected or missing - class_keys:
-            parts = []
-            if mismatched:
-                parts.append(f'size mismatch ({len(mismatched)}): ' + '; '.join(mismatched[:4]))
-            if missing - class_keys:
-                extra = sorted(missing - class_keys)
-                parts.append(f'missing in checkpoint ({len(extra)}): {", ".join(extra[:6])}')
-            if unexpected:
-                parts.append(f'not in the model ({len(unexpected)}): {", ".join(unexpected[:6])}')
-            raise ValueError(f'checkpoint {path} does not fit this MAGECond (only {sorted(class_keys)} may be '
-                             'missing): ' + ' | '.join(parts))
+        check_state_dict_fits(self.state_dict(), sd, path,
+                              f'this MAGECond (only {sorted(class_keys)} may be missing)', may_miss=class_keys)
         result = self.load_state_dict(sd, strict=False)
         # exactly the class embedding is new (or nothing, for a conditional checkpoint)
         assert set(result.missing_keys) in (class_keys, set()) and not result.unexpected_keys, result

@@ -19,8 +19,8 @@ tokenizer configs list it in ``custom_imports``.
 
 The trained tokenizer lives under the ``tokenizer.`` prefix of the checkpoint's
 ``state_dict``; load it into MAGE with
-``target_generator=dict(type='MAGEVQGAN', arch=..., init_cfg=dict(type='Pretrained',
-checkpoint=CKPT, prefix='tokenizer.'))`` or export the plain state dict with
+``backbone=dict(tokenizer=dict(type='MAGEVQGAN', arch=..., init_cfg=dict(type='Pretrained',
+checkpoint=CKPT, prefix='tokenizer.')))`` or export the plain state dict with
 ``tools/model_converters/export_vqgan_tokenizer.py``.
 """
 from typing import Dict, List, Optional, Tuple, Union

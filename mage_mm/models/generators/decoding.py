@@ -22,9 +22,15 @@ the defaults of :func:`iterative_decode`:
 Draws come from a :class:`DecodingSampler`, so the same loop runs with the
 official RNG order (:class:`BatchSampler`), per-image seeds
 (:class:`PerImageSampler`) or recorded draws (:class:`ReplaySampler`).
+
+The settings of a decoding run are one :class:`DecodingOptions` object, checked
+once when it is made; :func:`iterative_decode`, :class:`MAGEGenerator`
+(config, Python API, mmagic inferencer ``sample_kwargs``), ``tools/generate.py``
+and ``tools/edit.py`` all build it, so a bad value fails the same way everywhere.
 """
+import dataclasses
 import math
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -95,8 +101,124 @@ def schedule_counts(num_tokens: int, num_iter: int, schedule: ScheduleType = 'co
 
 
 def _check_steps(num_iter: int) -> None:
-    if not isinstance(num_iter, (int, np.integer)) or num_iter < 1:
-        raise ValueError(f'the number of decoding steps must be an integer >= 1; got {num_iter!r}')
+    if isinstance(num_iter, bool) or not isinstance(num_iter, (int, np.integer)) or num_iter < 1:
+        raise ValueError(f'decoding option num_iter (the number of decoding steps) must be an integer >= 1; '
+                         f'got {num_iter!r}')
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+SEED_MODES = ('per_image', 'batch')
+SCHEDULE_BASES = ('all', 'unknown')
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodingOptions:
+    """The settings of one iterative decoding run, validated once, when the object is made.
+
+    The defaults are the official ``gen_img_uncond.py`` settings of the README
+    command (20 steps, choice temperature 6.0, cosine schedule, sampling among
+    all codes at temperature 1).
+
+    Args:
+        num_iter (int): Decoding steps T (>= 1). Defaults to 20.
+        choice_temperature (float): Gumbel scale of the confidences at step 0
+            (>= 0), annealed linearly as ``temp * (1 - (t + 1) / T)``; 0 keeps
+            the most confident candidates deterministically. Defaults to 6.0.
+        schedule (str | callable): Mask schedule: ``'cosine'`` (official),
+            ``'linear'``, ``'arccos'``, or a function of the progress in (0, 1]
+            returning the fraction still masked. Defaults to ``'cosine'``.
+        sampling_temperature (float): Candidate logits are divided by it (> 0).
+            Defaults to 1.0.
+        top_k (int, optional): ``None`` samples each candidate among all codes
+            (official); an integer ``k >= 1`` among the ``k`` most likely codes
+            only (``k`` at or above the codebook size is the same as all codes).
+            ``0`` is refused rather than read as "all": there is one spelling
+            for "all codes", ``None``. Defaults to None.
+        per_sample_mask_len (bool): Each image gets its own keep-masked count;
+            the official code uses the first image's for the whole batch.
+            Defaults to False.
+        schedule_base (str): ``'all'``: the schedule counts from the number of
+            tokens N (official, always fully masked at the start);
+            ``'unknown'``: from each image's initial number of unknown tokens
+            (editing a small region still runs the whole schedule).
+            Defaults to ``'all'``.
+        seed_mode (str): How per-image seeds become random streams
+            (:func:`build_sampler`): ``'per_image'`` (an image does not depend on
+            its batch) or ``'batch'`` (the official RNG order, seeded with the
+            first seed). :func:`iterative_decode` itself takes the sampler.
+            Defaults to ``'per_image'``.
+
+    Raises:
+        ValueError: A value outside the ranges above; the message names the
+            option and the value.
+    """
+    num_iter: int = 20
+    choice_temperature: float = 6.0
+    schedule: Union[str, Callable[[float], float]] = 'cosine'
+    sampling_temperature: float = 1.0
+    top_k: Optional[int] = None
+    per_sample_mask_len: bool = False
+    schedule_base: str = 'all'
+    seed_mode: str = 'per_image'
+
+    def __post_init__(self) -> None:
+        _check_steps(self.num_iter)
+        if not _is_number(self.choice_temperature) or not math.isfinite(self.choice_temperature) \
+                or self.choice_temperature < 0:
+            raise ValueError(f'decoding option choice_temperature must be a finite number >= 0; '
+                             f'got {self.choice_temperature!r}')
+        if not _is_number(self.sampling_temperature) or not math.isfinite(self.sampling_temperature) \
+                or self.sampling_temperature <= 0:
+            raise ValueError(f'decoding option sampling_temperature must be a finite number > 0; '
+                             f'got {self.sampling_temperature!r}')
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, (int, np.integer))
+                                       or self.top_k < 1):
+            raise ValueError(f'decoding option top_k must be None (all codes) or an integer >= 1; '
+                             f'got {self.top_k!r}')
+        if not callable(self.schedule):
+            if self.schedule not in MASK_SCHEDULES:
+                raise ValueError(f'decoding option schedule: unknown mask schedule {self.schedule!r}; choose from '
+                                 f'{sorted(MASK_SCHEDULES)} or pass a callable')
+        if not isinstance(self.per_sample_mask_len, (bool, np.bool_)):
+            raise ValueError(f'decoding option per_sample_mask_len must be True or False; '
+                             f'got {self.per_sample_mask_len!r}')
+        if self.schedule_base not in SCHEDULE_BASES:
+            raise ValueError(f'decoding option schedule_base must be one of {SCHEDULE_BASES}; '
+                             f'got {self.schedule_base!r}')
+        if self.seed_mode not in SEED_MODES:
+            raise ValueError(f'decoding option seed_mode must be one of {SEED_MODES}; got {self.seed_mode!r}')
+
+    @classmethod
+    def names(cls) -> Tuple[str, ...]:
+        """The option names, in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def replace(self, **overrides: Any) -> 'DecodingOptions':
+        """A copy with ``overrides`` applied, validated like a new object.
+
+        Every given value is used as is (``top_k=None`` selects all codes);
+        callers drop the options they were not given (e.g. argparse's None).
+
+        Raises:
+            ValueError: An unknown option name (the message lists the known
+                ones) or a bad value.
+        """
+        unknown = sorted(set(overrides) - set(self.names()))
+        if unknown:
+            raise ValueError(f'unknown decoding option(s) {unknown}; known: {list(self.names())}')
+        return dataclasses.replace(self, **overrides) if overrides else self
+
+    @classmethod
+    def from_dict(cls, options: Optional[Mapping[str, Any]] = None) -> 'DecodingOptions':
+        """Defaults updated with ``options`` (same rules as :meth:`replace`)."""
+        return cls().replace(**dict(options or {}))
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The options as a plain dict (``schedule`` stays a callable where it is one)."""
+        return {name: getattr(self, name) for name in self.names()}
 
 
 # ---------------------------------------------------------------- samplers
@@ -232,7 +354,8 @@ class DecodeResult(NamedTuple):
 
 
 def _filter_top_k(logits: torch.Tensor, top_k: Optional[int]) -> torch.Tensor:
-    if top_k is None or top_k <= 0 or top_k >= logits.shape[-1]:
+    # None: all codes; k >= 1 validated by DecodingOptions
+    if top_k is None or top_k >= logits.shape[-1]:
         return logits
     kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
     return logits.masked_fill(logits < kth, float('-inf'))
@@ -244,16 +367,10 @@ def iterative_decode(logits_fn: Callable[[torch.Tensor], torch.Tensor],
                      mask_id: int,
                      codebook_size: int,
                      sampler: DecodingSampler,
-                     num_iter: int = 20,
-                     choice_temperature: float = 6.0,
-                     schedule: ScheduleType = 'cosine',
-                     sampling_temperature: float = 1.0,
-                     top_k: Optional[int] = None,
-                     per_sample_mask_len: bool = False,
-                     schedule_base: str = 'all',
+                     options: Optional[DecodingOptions] = None,
                      record_steps: bool = False,
                      callback: Optional[Callable[[int, torch.Tensor], None]] = None) -> DecodeResult:
-    """Decode the ``[MASK]`` positions of ``init_ids`` (B, N) in ``num_iter`` steps.
+    """Decode the ``[MASK]`` positions of ``init_ids`` (B, N) in ``options.num_iter`` steps.
 
     Args:
         logits_fn (callable): ids (B, N) with ``mask_id`` at unknown positions
@@ -264,44 +381,30 @@ def iterative_decode(logits_fn: Callable[[torch.Tensor], torch.Tensor],
         mask_id (int): The ``[MASK]`` id.
         codebook_size (int): Only the first ``codebook_size`` logit columns
             are candidates.
-        sampler (DecodingSampler): Source of the categorical and Gumbel draws.
-        num_iter (int): Steps T. Defaults to 20 (official README).
-        choice_temperature (float): Gumbel scale at step 0, annealed linearly
-            as ``temp * (1 - (t + 1) / T)``. Defaults to 6.0 (official README).
-        schedule (str | callable): Mask schedule. Defaults to ``'cosine'``.
-        sampling_temperature (float): Candidate logits are divided by it.
-            Defaults to 1.0 (official).
-        top_k (int, optional): Sample candidates among the k best codes only.
-            Defaults to None (official: all codes).
-        per_sample_mask_len (bool): Each image gets its own keep-masked count;
-            the official code uses the first image's for the whole batch.
-            Defaults to False.
-        schedule_base (str): ``'all'``: the schedule counts from the total
-            number of tokens N (official, which always starts fully masked);
-            ``'unknown'``: from each image's initial number of unknowns, so
-            editing a small region still takes the whole schedule.
-            Defaults to ``'all'``.
+        sampler (DecodingSampler): Source of the categorical and Gumbel draws
+            (``options.seed_mode`` is not used here: the sampler is given).
+        options (DecodingOptions, optional): Steps, temperatures, schedule,
+            top-k... Defaults to ``DecodingOptions()`` (the official settings).
         record_steps (bool): Return every step's input map. Defaults to False.
         callback (callable, optional): Called as ``callback(step, input_ids)``.
 
     Returns:
         DecodeResult: final ids (and the per-step maps when recorded).
     """
-    _check_steps(num_iter)
-    if sampling_temperature <= 0:
-        raise ValueError(f'sampling_temperature must be > 0; got {sampling_temperature}')
-    if schedule_base not in ('all', 'unknown'):
-        raise ValueError(f"schedule_base must be 'all' or 'unknown'; got {schedule_base!r}")
+    options = DecodingOptions() if options is None else options
+    if not isinstance(options, DecodingOptions):
+        raise TypeError(f'options must be a DecodingOptions (DecodingOptions.from_dict(...) builds one from a '
+                        f'dict); got {type(options).__name__}')
+    num_iter, choice_temperature, schedule = options.num_iter, options.choice_temperature, options.schedule
+    sampling_temperature, top_k = options.sampling_temperature, options.top_k
     if init_ids.dim() != 2:
         raise ValueError(f'init_ids must be (B, N); got {tuple(init_ids.shape)}')
-    if not callable(schedule):
-        mask_ratio(schedule, 1.0)  # validates the name before any network call
     ids = init_ids.long().clone()
     B, N = ids.shape
     known = ids != mask_id
     if known.any() and (ids[known].min() < 0 or ids[known].max() >= codebook_size):
         raise ValueError(f'fixed token ids must lie in [0, {codebook_size}) or equal the mask id {mask_id}')
-    num_initial = [N] * B if schedule_base == 'all' else (~known).sum(1).tolist()
+    num_initial = [N] * B if options.schedule_base == 'all' else (~known).sum(1).tolist()
     steps: List[torch.Tensor] = []
     sampled = ids
 
@@ -325,7 +428,7 @@ def iterative_decode(logits_fn: Callable[[torch.Tensor], torch.Tensor],
         selected = torch.where(unknown, selected, torch.full_like(selected, float('inf')))
         num_masked = unknown.sum(1).tolist()
         mask_len = [clipped_mask_len(num_initial[b], num_masked[b], step, num_iter, schedule) for b in range(B)]
-        if not per_sample_mask_len:
+        if not options.per_sample_mask_len:
             mask_len = [mask_len[0]] * B
         mask_len_t = torch.tensor(mask_len, device=ids.device)
 

@@ -10,13 +10,9 @@ from mmagic.structures import DataSample
 from mmengine.model import BaseModel
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 
-from ..algorithms.mage import MAGE
-from ...utils.precision import check_precision, precision_context
-from .decoding import build_sampler, iterative_decode, mask_ratio, token_mask_from_pixels
-
-# decoding options a call may override through ``sample_kwargs``
-DECODE_KEYS = ('num_iter', 'choice_temperature', 'schedule', 'sampling_temperature', 'top_k',
-               'per_sample_mask_len', 'schedule_base', 'seed_mode')
+from ...engine.precision import check_precision, precision_context
+from ..utils.mage_network import MAGENetworkMixin
+from .decoding import DecodingOptions, build_sampler, iterative_decode, token_mask_from_pixels
 
 
 class EditResult(NamedTuple):
@@ -47,15 +43,16 @@ def _with_scope(cfg: Union[dict, Any], scope: str) -> Union[dict, Any]:
 
 
 @MMAGIC_MODELS.register_module()
-class MAGEGenerator(BaseModel):
+class MAGEGenerator(MAGENetworkMixin, BaseModel):
     """Unconditional MAGE image generation and editing by iterative decoding.
 
     Holds the same parts as the mmpretrain :class:`MAGE` algorithm, under the
-    same names (``backbone``, ``neck``, ``head``, ``target_generator``), so a
+    same names (``backbone`` with its ``tokenizer``, ``neck``, ``head``), so a
     mage_mm MAGE checkpoint (or an official one converted with
     ``tools/model_converters/mage_to_mmpretrain.py``) loads with no key
     remapping. One decoding step is the MAGE network call
-    :meth:`MAGE.predict_logits` with nothing dropped.
+    (:class:`~mage_mm.models.utils.mage_network.MAGENetworkMixin`, shared with
+    :class:`MAGE`) with nothing dropped.
 
     mmagic sampling contract (as ``BaseGAN``): ``forward(inputs=dict(
     num_batches=N, noise=None, sample_model='orig', sample_kwargs=dict(...)))``
@@ -64,7 +61,7 @@ class MAGEGenerator(BaseModel):
     determines the image), ``latent`` (the token map), ``sample_kwargs`` and
     ``sample_model``. ``noise`` may be given as an int64 tensor of seeds;
     otherwise seeds are drawn from torch's global RNG. ``sample_kwargs`` may
-    override any decoding option below and pass ``seeds``.
+    override any :class:`DecodingOptions` field and pass ``seeds``.
 
     Editing: ``forward(masked_images, data_samples)`` with ``data_samples.mask``
     (mmagic's inpainting convention, 1 = hole) returns data samples whose
@@ -72,11 +69,15 @@ class MAGEGenerator(BaseModel):
     ``fake_res`` (the raw decoding), so ``Inferencers(task='inpainting', ...)``
     works; :meth:`edit` is the Python API.
 
+    The decoding keyword arguments below form the model's
+    :class:`DecodingOptions` (validated once, when the model is built; the
+    same checks and messages as :func:`iterative_decode` and the tools).
+
     Args:
-        backbone (dict): ``MAGEViT`` config (mmpretrain).
+        backbone (dict): ``MAGEViT`` config (mmpretrain) with its ``tokenizer``
+            (a ``MAGEVQGAN`` config).
         neck (dict): ``MAGEPretrainDecoder`` config.
         head (dict): ``MAGEPretrainHead`` config.
-        target_generator (dict): ``MAGEVQGAN`` config (the tokenizer).
         data_preprocessor (dict, optional): mmagic ``DataPreprocessor``;
             defaults to mean 0 / std 255 with RGB model input, i.e. the model
             works on RGB images in [0, 1] like the official code.
@@ -86,8 +87,8 @@ class MAGEGenerator(BaseModel):
         schedule (str): ``'cosine'`` (official), ``'linear'`` or ``'arccos'``.
         sampling_temperature (float): Temperature of the candidate draw.
             Defaults to 1.0 (official).
-        top_k (int, optional): Draw candidates among the k best codes.
-            Defaults to None (official).
+        top_k (int, optional): Draw candidates among the k best codes
+            (``k >= 1``); None: all codes (official). Defaults to None.
         per_sample_mask_len (bool): Per-image keep-masked counts (the official
             code shares the first image's). Defaults to False.
         seed_mode (str): ``'per_image'``: image i depends only on its seed
@@ -106,15 +107,10 @@ class MAGEGenerator(BaseModel):
         init_cfg (dict, optional): Initialisation config.
     """
 
-    # the MAGE network call and size checks, shared with the pretraining algorithm
-    predict_logits = MAGE.predict_logits
-    _check_compatible = MAGE._check_compatible
-
     def __init__(self,
                  backbone: dict,
                  neck: dict,
                  head: dict,
-                 target_generator: dict,
                  data_preprocessor: Optional[Union[dict, torch.nn.Module]] = None,
                  num_iter: int = 20,
                  choice_temperature: float = 6.0,
@@ -139,13 +135,13 @@ class MAGEGenerator(BaseModel):
         self.backbone = MMPRETRAIN_MODELS.build(_with_scope(backbone, 'mmpretrain'))
         self.neck = MMPRETRAIN_MODELS.build(_with_scope(neck, 'mmpretrain'))
         self.head = MMPRETRAIN_MODELS.build(_with_scope(head, 'mmpretrain'))
-        self.target_generator = MMPRETRAIN_MODELS.build(_with_scope(target_generator, 'mmpretrain'))
         self._check_compatible()
-        self.decode_cfg = dict(num_iter=num_iter, choice_temperature=choice_temperature, schedule=schedule,
-                               sampling_temperature=sampling_temperature, top_k=top_k,
-                               per_sample_mask_len=per_sample_mask_len, schedule_base='all', seed_mode=seed_mode)
-        self._validate_decode_cfg(self.decode_cfg)
-        self.edit_cfg = dict(schedule_base=edit_schedule_base, per_sample_mask_len=edit_per_sample_mask_len)
+        self.decoding = DecodingOptions(num_iter=num_iter, choice_temperature=choice_temperature, schedule=schedule,
+                                        sampling_temperature=sampling_temperature, top_k=top_k,
+                                        per_sample_mask_len=per_sample_mask_len, schedule_base='all',
+                                        seed_mode=seed_mode)
+        self.edit_decoding = self.decoding.replace(schedule_base=edit_schedule_base,
+                                                   per_sample_mask_len=edit_per_sample_mask_len)
         self.precision = check_precision(precision, 'cuda' if torch.cuda.is_available() else 'cpu')
 
     # ------------------------------------------------------------------ sizes
@@ -156,7 +152,7 @@ class MAGEGenerator(BaseModel):
     @property
     def image_size(self):
         """(H, W) of generated images: token grid × the tokenizer's downsampling factor."""
-        f = self.target_generator.downsample_factor
+        f = self.tokenizer.downsample_factor
         return self.token_grid[0] * f, self.token_grid[1] * f
 
     @property
@@ -164,33 +160,15 @@ class MAGEGenerator(BaseModel):
         return self.backbone.mask_id
 
     # --------------------------------------------------------------- helpers
-    @staticmethod
-    def _validate_decode_cfg(cfg: Dict[str, Any]) -> None:
-        steps = cfg['num_iter']
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-            raise ValueError(f'num_iter (decoding steps) must be an integer >= 1; got {steps!r}')
-        if cfg['choice_temperature'] < 0:
-            raise ValueError(f"choice_temperature must be >= 0; got {cfg['choice_temperature']}")
-        if cfg['sampling_temperature'] <= 0:
-            raise ValueError(f"sampling_temperature must be > 0; got {cfg['sampling_temperature']}")
-        if cfg['top_k'] is not None and cfg['top_k'] < 1:
-            raise ValueError(f"top_k must be None or >= 1; got {cfg['top_k']}")
-        if not callable(cfg['schedule']):
-            mask_ratio(cfg['schedule'], 1.0)  # unknown names fail here, before any network call
-        if cfg['seed_mode'] not in ('per_image', 'batch'):
-            raise ValueError(f"seed_mode must be 'per_image' or 'batch'; got {cfg['seed_mode']!r}")
+    def decoding_options(self, overrides: Optional[Dict[str, Any]] = None, editing: bool = False) -> DecodingOptions:
+        """The model's :class:`DecodingOptions` (its editing variant when ``editing``) with ``overrides``.
 
-    def _decode_options(self, overrides: Optional[Dict[str, Any]], editing: bool = False) -> Dict[str, Any]:
-        cfg = dict(self.decode_cfg)
-        if editing:
-            cfg.update(self.edit_cfg)
-        unknown = set(overrides or {}) - set(DECODE_KEYS)
-        if unknown:
-            raise KeyError(f'unknown decoding option(s) {sorted(unknown)}; allowed: {list(DECODE_KEYS)} '
-                           '(plus seeds)')
-        cfg.update(overrides or {})
-        self._validate_decode_cfg(cfg)
-        return cfg
+        Raises:
+            ValueError: An unknown option name or a bad value (the same message as
+                :func:`iterative_decode` and ``tools/generate.py``).
+        """
+        base = self.edit_decoding if editing else self.decoding
+        return base.replace(**dict(overrides or {}))
 
     @staticmethod
     def _resolve_seeds(seeds: Optional[Union[Sequence[int], torch.Tensor]], num: int) -> torch.Tensor:
@@ -224,14 +202,14 @@ class MAGEGenerator(BaseModel):
                       record_steps: bool = False, **options):
         """Run :func:`iterative_decode` on ``init_ids`` (B, N) (``mask_id`` = unknown).
 
-        ``options`` override the decoding settings of the config.
+        ``options`` override fields of the config's :class:`DecodingOptions`.
         """
-        cfg = self._decode_options(options, editing)
-        sampler = build_sampler([int(s) for s in seeds], cfg.pop('seed_mode'))
+        opts = self.decoding_options(options, editing)
+        sampler = build_sampler([int(s) for s in seeds], opts.seed_mode)
         with self._eval_mode():
             return iterative_decode(self._logits, init_ids.to(self.backbone.word_embeddings.device),
                                     mask_id=self.mask_id, codebook_size=self.backbone.codebook_size,
-                                    sampler=sampler, record_steps=record_steps, **cfg)
+                                    sampler=sampler, options=opts, record_steps=record_steps)
 
     def tokens_to_images(self, token_ids: torch.Tensor) -> torch.Tensor:
         """Token ids (B, N) → RGB images in [0, 1] (B, 3, H, W).
@@ -240,7 +218,7 @@ class MAGEGenerator(BaseModel):
         last bits with the batch size, and a written PNG must not depend on it.
         """
         with self._eval_mode():
-            return torch.cat([self.target_generator.decode(ids[None], grid=self.token_grid).float()
+            return torch.cat([self.tokenizer.decode(ids[None], grid=self.token_grid).float()
                               for ids in token_ids])
 
     def generate_tokens(self, seeds: Sequence[int], **options) -> torch.Tensor:
@@ -267,7 +245,7 @@ class MAGEGenerator(BaseModel):
                 cells. Defaults to 0.
             paste_back (bool): Copy the input's pixels outside the mask into
                 the result (mmagic's inpainting convention). Defaults to True.
-            **options: Decoding overrides (``num_iter``, ``choice_temperature``...).
+            **options: :class:`DecodingOptions` overrides (``num_iter``, ``choice_temperature``...).
 
         Returns:
             EditResult: images, raw decoding, token mask and token maps.
@@ -287,7 +265,7 @@ class MAGEGenerator(BaseModel):
                                          antialias=True).clamp(0, 1)
         seeds = self._resolve_seeds(seeds, images.shape[0])
         with self._eval_mode():
-            input_ids = self.target_generator.encode(model_images)
+            input_ids = self.tokenizer.encode(model_images)
         token_mask = token_mask_from_pixels(masks, self.token_grid, dilation)
         init_ids = input_ids.masked_fill(token_mask, self.mask_id)
         token_ids = self.decode_tokens(init_ids, seeds.tolist(), editing=True, **options).token_ids

@@ -20,7 +20,7 @@ ARCH_METADATA_KEY = 'mage_mm_tokenizer_arch'
 
 def _record_arch(module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> None:
     # state-dict post hook: every state dict of a model holding a MAGEVQGAN (Runner checkpoints under
-    # 'tokenizer.' / 'target_generator.', plain exports) carries the architecture as data
+    # 'tokenizer.' / 'backbone.tokenizer.', plain exports) carries the architecture as data
     name = next((n for n, a in type(module).arch_zoo.items() if a == module.arch), None)
     local_metadata[ARCH_METADATA_KEY] = name or {k: (list(v) if isinstance(v, tuple) else v)
                                                  for k, v in module.arch.items()}

@@ -19,9 +19,8 @@ model = dict(
         drop_path_rate=0.1,
         embed_drop_rate=0.1,
         out_type='avg_featmap',
-        tokenizer=dict(
-            type='MAGEVQGAN', arch='official',
-            init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='target_generator.')),
+        # the frozen tokenizer: its weights are the backbone.tokenizer.* entries of `pretrained` (init_cfg below)
+        tokenizer=dict(type='MAGEVQGAN', arch='official'),
         init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
     neck=None,
     head=dict(

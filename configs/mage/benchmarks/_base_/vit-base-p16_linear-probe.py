@@ -19,9 +19,8 @@ model = dict(
         embed_drop_rate=0.1,
         out_type='avg_featmap',
         frozen_stages=12,
-        tokenizer=dict(
-            type='MAGEVQGAN', arch='official',
-            init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='target_generator.')),
+        # the frozen tokenizer: its weights are the backbone.tokenizer.* entries of `pretrained` (init_cfg below)
+        tokenizer=dict(type='MAGEVQGAN', arch='official'),
         init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
     neck=dict(type='ClsBatchNormNeck', input_features=embed_dims, affine=False, eps=1e-6),
     head=dict(
