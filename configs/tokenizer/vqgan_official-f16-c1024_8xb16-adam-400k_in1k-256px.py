@@ -77,7 +77,7 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=400000, val_interval=20000
 log_processor = dict(by_epoch=False)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=100, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', interval=20000, by_epoch=False, max_keep_ckpts=3))
+    checkpoint=dict(type='MAGECheckpointHook', interval=20000, by_epoch=False, max_keep_ckpts=3))
 # tokenizer and discriminator get separate DDP wrappers (each steps on its own optimizer)
 model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel', broadcast_buffers=False,
                          find_unused_parameters=False)

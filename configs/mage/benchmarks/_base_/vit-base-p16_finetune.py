@@ -57,5 +57,5 @@ auto_scale_lr = dict(base_batch_size=total_batch_size)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_best='accuracy/top1',
+    checkpoint=dict(type='MAGECheckpointHook', interval=1, max_keep_ckpts=3, save_best='accuracy/top1',
                     rule='greater'))
