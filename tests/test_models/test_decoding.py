@@ -6,12 +6,21 @@ the dump (path from MAGE_PARITY_DUMP).
 """
 import pytest
 import torch
-
-from mage_mm.models.generators.decoding import (BatchSampler, DecodingOptions, PerImageSampler, ReplaySampler,
-                                                clipped_mask_len, edit_mask, iterative_decode, mask_ratio,
-                                                schedule_counts, token_mask_from_pixels)
 from generation_utils import one_torch_thread  # noqa: F401  (autouse fixture)
 from parity_utils import build_mage
+
+from mage_mm.models.generators.decoding import (
+    BatchSampler,
+    DecodingOptions,
+    PerImageSampler,
+    ReplaySampler,
+    clipped_mask_len,
+    edit_mask,
+    iterative_decode,
+    mask_ratio,
+    schedule_counts,
+    token_mask_from_pixels,
+)
 
 
 @pytest.fixture(scope='module')

@@ -10,9 +10,9 @@ import os.path as osp
 
 import torch
 from mmengine.config import Config
+from parity_utils import backbone_cfg, build_classifier, build_mage, build_tokenizer, tokenizer_cfg
 
 from mage_mm.models.utils.masking import mask_counts
-from parity_utils import backbone_cfg, build_classifier, build_mage, build_tokenizer, tokenizer_cfg
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PROBE_BASE = osp.join(ROOT, 'configs', 'mage', 'benchmarks', '_base_', 'vit-base-p16_linear-probe.py')
