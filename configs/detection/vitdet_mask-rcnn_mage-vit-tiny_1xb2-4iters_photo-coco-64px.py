@@ -3,8 +3,8 @@
 # factor 4: 64 px -> 16x16 tokens, its 8x8 position table interpolated; 2 blocks, block 0 with 8x8 windows,
 # block 1 global). The backbone stride is 4, so the pyramid uses scale factors 1 ... 1/8 to keep strides 4-64.
 # Data ("photo-coco"): a COCO-format folder of real-photo composites, a cat and a cup crop pasted on crops of
-# the other packaged photos, 2 classes with exact boxes and masks (tests build one, see make_tiny_coco in the
-# detection tests).
+# the other packaged photos, 2 classes with exact boxes and masks:
+#   python tools/dataset_converters/prepare_photo_coco.py data/tiny_coco --num-train 4 --num-val 2
 _base_ = [
     './vitdet_mask-rcnn_mage-vit-base-p16_16xb4-lsj-100e_coco-1024px.py',
     '../_base_/models/mage_vit-tiny_encoder.py',
