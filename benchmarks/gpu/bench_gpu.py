@@ -175,7 +175,7 @@ def versions() -> Dict[str, Any]:
     import importlib.metadata as md
     out: Dict[str, Any] = dict(python=platform.python_version(), torch=torch.__version__,
                                cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
-    for dist in ('numpy', 'mmengine', 'mmcv', 'mmpretrain'):
+    for dist in ('numpy', 'mmengine', 'mmcv', 'mmpretrain', 'transformers'):
         try:
             out[dist] = md.version(dist)
         except md.PackageNotFoundError:

@@ -96,7 +96,14 @@ class DeviceImportGuard(importlib.abc.MetaPathFinder):
         self.distributions = {d.lower().replace('_', '-') for d in distributions}
         self.refused: Set[str] = set()
 
+    def _adopt(self) -> None:
+        # finders added to sys.meta_path later (importlib_metadata appends its own on import) go behind the guard
+        if len(sys.meta_path) != 1 or sys.meta_path[0] is not self:
+            self.finders += [f for f in sys.meta_path if f is not self and f not in self.finders]
+            sys.meta_path[:] = [self]
+
     def find_spec(self, name, path=None, target=None):
+        self._adopt()
         top = name.split('.')[0]
         if name in self.hidden or (top not in self.allowed and not top.startswith('_sysconfigdata')):
             self.refused.add(name)
@@ -111,7 +118,8 @@ class DeviceImportGuard(importlib.abc.MetaPathFinder):
     def find_distributions(self, context=None):
         """Installed-package metadata (``importlib.metadata``), for the listed distributions only."""
         context = context or md.DistributionFinder.Context()
-        for finder in self.finders:
+        self._adopt()
+        for finder in list(self.finders):
             find = getattr(finder, 'find_distributions', None)
             for dist in (find(context) if find is not None else ()):
                 name = (dist.metadata['Name'] or '').lower().replace('_', '-')
