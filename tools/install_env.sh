@@ -72,10 +72,15 @@ step "2/8 mmengine (full distribution: mmcv requires it; mmengine-lite has the s
 run "${CPIP_INSTALL[@]}" "mmengine==$(pin mmengine)"
 
 # mmcv ops: CUDA when the torch build is a CUDA one and nvcc exists, CPU only otherwise.
-NVCC=$(command -v nvcc 2>/dev/null || true)
-for cand in "${CUDA_HOME:-}/bin/nvcc" /usr/local/cuda/bin/nvcc; do
-  [ -n "$NVCC" ] || { [ -x "$cand" ] && NVCC=$cand; } || true
-done
+# NVCC=/path/to/nvcc chooses one, NVCC= (empty) means none; unset: PATH, $CUDA_HOME/bin, /usr/local/cuda/bin.
+if [ -z "${NVCC+set}" ]; then
+  NVCC=$(command -v nvcc 2>/dev/null || true)
+  for cand in "${CUDA_HOME:-}/bin/nvcc" /usr/local/cuda/bin/nvcc; do
+    [ -n "$NVCC" ] || { [ -x "$cand" ] && NVCC=$cand; } || true
+  done
+elif [ -n "$NVCC" ] && [ ! -x "$NVCC" ]; then
+  die "NVCC=$NVCC is not an executable"
+fi
 if [ "$DRY_RUN" = 1 ]; then
   # no venv to ask: a TORCH_INDEX or a +cu label means a CUDA build
   case "$TORCH_INDEX $TORCH_SPEC" in *cu1[0-9]*) TORCH_CUDA=from-index ;; *) TORCH_CUDA= ;; esac
@@ -85,7 +90,15 @@ else
   TORCH_TAG=$("$PY" -c "import torch, sys, platform; print(f'torch-{torch.__version__}-cp{sys.version_info.major}{sys.version_info.minor}-{platform.machine()}')")
 fi
 if [ -n "$TORCH_CUDA" ] && [ -n "$NVCC" ]; then
-  MMCV_OPS=cuda; MMCV_ENV=(FORCE_CUDA=1 CUDA_HOME="${CUDA_HOME:-$(dirname "$(dirname "$NVCC")")}")
+  # the toolkit root: $CUDA_HOME, else nvcc's ../ when it holds the headers (not for a wrapper script in
+  # /usr/local/bin), else /usr/local/cuda
+  if [ -z "${CUDA_HOME:-}" ]; then
+    for cand in "$(dirname "$(dirname "$NVCC")")" /usr/local/cuda; do
+      [ -f "$cand/include/cuda_runtime.h" ] && { CUDA_HOME=$cand; break; }
+    done
+    [ -n "${CUDA_HOME:-}" ] || die "found $NVCC but no CUDA toolkit headers: set CUDA_HOME to the toolkit root"
+  fi
+  MMCV_OPS=cuda; MMCV_ENV=(FORCE_CUDA=1 CUDA_HOME="$CUDA_HOME")
   WHEEL_TAG="$TORCH_TAG-cuda-ops"
 elif [ -n "$TORCH_CUDA" ]; then
   # a CUDA torch without nvcc: hide the GPUs from mmcv's setup.py, which would otherwise try nvcc
@@ -104,7 +117,7 @@ if [ "$DRY_RUN" != 1 ] && "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version
 else
   whl=$(ls "$MMCV_WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -1 || true)
   if [ -z "$whl" ]; then
-    step "3/8 compiling mmcv $MMCV_VERSION $MMCV_OPS ops from the sdist (~5 min on 2 cores for CPU ops; cached)"
+    step "3/8 compiling mmcv $MMCV_VERSION $MMCV_OPS ops from the sdist (CPU ops ~5 min on 2 cores; CUDA ops much longer: TORCH_CUDA_ARCH_LIST=\"9.0\" limits them to your GPU; cached)"
     run mkdir -p "$MMCV_WHEEL_DIR"
     run env "${MMCV_ENV[@]}" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" CFLAGS="-O1 -g0" \
       "${PIP[@]}" wheel --no-build-isolation --no-deps --no-cache-dir "mmcv==$MMCV_VERSION" -w "$MMCV_WHEEL_DIR"

@@ -2,21 +2,21 @@
 
 mmengine 0.10.7 calls ``torch.load`` without ``weights_only``. torch>=2.6
 defaults to ``weights_only=True`` and then rejects mmengine's own Runner
-checkpoints: ``HistoryBuffer.__getstate__`` pickles its statistics functions,
-which needs the ``getattr`` global. Turning safe loading off would let any
+checkpoints: ``HistoryBuffer.__getstate__`` pickles its statistics methods
+(``HistoryBuffer.min`` ...), which protocol 2 writes as ``getattr(HistoryBuffer, 'min')``,
+and the message hub holds numpy arrays. Turning safe loading off would let any
 checkpoint from elsewhere (``load_from``, ``init_cfg=Pretrained``, converter
-input) run code on load. Instead we:
+input) run code on load. Instead :func:`safe_load` uses ``weights_only=True`` with
+the explicit allow-list :func:`safe_globals`, in which ``builtins.getattr`` is
+replaced by :func:`history_buffer_getattr`: it returns only ``HistoryBuffer``'s own
+statistics methods and refuses anything else. Checkpoints written by an unpatched
+mmengine therefore load as they are; nothing in mmengine is patched here
+(:mod:`mage_mm.compat` routes mmengine's local checkpoint loader through
+:func:`safe_load`, gated on the versions that need it).
 
-1. make ``HistoryBuffer`` pickle only data (``__setstate__`` restores the
-   default statistics anyway), so Runner checkpoints written with mage_mm
-   imported contain tensors, numbers, strings, numpy arrays and
-   ``HistoryBuffer`` objects only;
-2. register a local-file loader for mmengine's ``CheckpointLoader`` that uses
-   ``weights_only=True`` with the explicit allow-list :data:`SAFE_GLOBALS`.
-
-Checkpoints written by an unpatched mmengine still reference ``getattr`` and
-are refused with a message. A user who trusts such a file can opt in for that
-exact file with ``MAGE_MM_TRUSTED_CHECKPOINTS=/abs/path.pth[:/other.pth]``.
+A file that needs another global is refused with a message. A user who trusts
+such a file can opt in for that exact file with
+``MAGE_MM_TRUSTED_CHECKPOINTS=/abs/path.pth[:/other.pth]``.
 """
 import codecs
 import os
@@ -44,10 +44,23 @@ def _numpy_globals() -> List[Any]:
     return [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar, *dtypes]
 
 
+def history_buffer_getattr(obj: Any, name: str) -> Any:
+    """Stand-in for ``builtins.getattr`` while unpickling: only ``HistoryBuffer``'s statistics methods.
+
+    mmengine's ``HistoryBuffer.__getstate__`` saves ``{'min': HistoryBuffer.min, ...}``, pickled as
+    ``getattr(HistoryBuffer, 'min')``. Any other ``getattr`` in a checkpoint is refused.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and isinstance(name, str) and callable(vars(HistoryBuffer).get(name)):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f'refusing getattr({obj!r}, {name!r}) while unpickling: only HistoryBuffer '
+                                 'statistics methods are allowed')
+
+
 def safe_globals() -> List[Any]:
     """The allow-list: what mmengine Runner checkpoints and official MAGE files need."""
     from mmengine.logging.history_buffer import HistoryBuffer
-    return [HistoryBuffer, codecs.encode, *_numpy_globals()]
+    return [HistoryBuffer, codecs.encode, (history_buffer_getattr, 'builtins.getattr'), *_numpy_globals()]
 
 
 def _trusted_paths() -> List[str]:
@@ -89,36 +102,9 @@ def safe_load(filename: Union[str, os.PathLike], map_location: Optional[Union[st
             raise pickle.UnpicklingError(
                 f'refusing to unpickle {filename}: it needs objects outside mage_mm\'s allow-list '
                 f'({unsupported[0] if unsupported else first_line}). Checkpoints from elsewhere are '
-                'loaded with weights_only=True so that they cannot run code. If this is an mmengine '
-                'checkpoint written without mage_mm imported and you trust it, allow this one file with '
+                'loaded with weights_only=True so that they cannot run code. If you trust this file, '
+                'allow this one file with '
                 f'{TRUST_ENV}={osp.realpath(filename)}') from None
-
-
-def _history_buffer_getstate(self) -> dict:
-    # only data: __setstate__ restores the default statistics methods
-    state = dict(self.__dict__)
-    state.pop('statistics_methods', None)
-    return state
-
-
-_INSTALLED = False
-
-
-def install_safe_checkpoint_loading() -> None:
-    """Patch ``HistoryBuffer`` pickling and mmengine's local checkpoint loader (idempotent)."""
-    global _INSTALLED
-    if _INSTALLED:
-        return
-    from mmengine.logging.history_buffer import HistoryBuffer
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    HistoryBuffer.__getstate__ = _history_buffer_getstate
-
-    @CheckpointLoader.register_scheme(prefixes='', force=True)
-    def load_from_local(filename, map_location):
-        return safe_load(filename, map_location=map_location)
-
-    _INSTALLED = True
 
 
 # ------------------------------------------------------------ state dicts out of checkpoints

@@ -64,20 +64,29 @@ def test_runner_state_round_trips_with_weights_only(tmp_path):
     assert loaded['message_hub']['runtime_info']['iter'] == 3
 
 
-def test_unpatched_mmengine_checkpoint_needs_explicit_trust(tmp_path, monkeypatch):
-    """A file pickling HistoryBuffer the old way (statistics functions via getattr) is refused."""
+class _GetattrOther:
+    """Pickles as ``getattr(numpy.ndarray, 'tofile')``: a getattr that is not a HistoryBuffer statistic."""
+
+    def __reduce__(self):
+        return (getattr, (np.ndarray, 'tofile'))
+
+
+def test_upstream_history_buffer_loads_and_any_other_getattr_needs_explicit_trust(tmp_path, monkeypatch):
+    """mmengine's own HistoryBuffer pickling (statistics methods via getattr) loads unpatched; other getattrs don't."""
     buf = HistoryBuffer()
     buf.update(1.0)
-    state = dict(buf.__dict__, statistics_methods=dict(HistoryBuffer._statistics_methods))
-    old_style = HistoryBuffer.__new__(HistoryBuffer)
-    path = tmp_path / 'old.pth'
-    monkeypatch.setattr(HistoryBuffer, '__getstate__', lambda self: state)
-    torch.save({'message_hub': {'log_scalars': {'loss': old_style}}}, path)
-    monkeypatch.undo()
+    path = tmp_path / 'upstream.pth'
+    torch.save({'message_hub': {'log_scalars': {'loss': buf}}}, path)
+    assert 'builtins.getattr' in torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    loaded = safe_load(path)['message_hub']['log_scalars']['loss']
+    assert isinstance(loaded, HistoryBuffer) and loaded.mean() == 1.0
+
+    other = tmp_path / 'other.pth'
+    torch.save({'x': _GetattrOther()}, other)
     with pytest.raises(pickle.UnpicklingError, match=TRUST_ENV):
-        safe_load(path)
-    monkeypatch.setenv(TRUST_ENV, str(path))
-    assert isinstance(safe_load(path)['message_hub']['log_scalars']['loss'], HistoryBuffer)
+        safe_load(other)
+    monkeypatch.setenv(TRUST_ENV, str(other))
+    assert safe_load(other)['x'] == np.ndarray.tofile
 
 
 def test_init_cfg_pretrained_loads_a_runner_style_checkpoint(tmp_path):
