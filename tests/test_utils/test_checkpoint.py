@@ -1,5 +1,4 @@
 """Safe checkpoint loading on torch>=2.6 (weights_only=True with an allow-list)."""
-import os
 import pickle
 
 import numpy as np
