@@ -19,6 +19,7 @@ from tool_utils import REPO_ROOT
 
 SCRIPT = osp.join(REPO_ROOT, 'tools', 'install_env.sh')
 CONSTRAINTS = osp.join(REPO_ROOT, 'requirements', 'constraints.txt')
+pytestmark = pytest.mark.integration  # runs the script (a dry run: about 0.1 s each)
 
 
 def pins() -> Dict[str, str]:

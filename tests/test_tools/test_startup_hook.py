@@ -34,6 +34,7 @@ def test_installed_hook_is_this_file():
         assert f.read() == f'import {hook.MODULE_NAME}\n'
 
 
+@pytest.mark.integration
 def test_startup_imports_nothing_heavy():
     """At interpreter start the hook only arms a finder: no torch, numpy or torchvision import."""
     res = python("import sys; print(sorted(m for m in ('torch', 'numpy', 'torchvision', 'mmagic') if m in sys.modules),"
@@ -44,6 +45,7 @@ def test_startup_imports_nothing_heavy():
 
 # ---- fix 1: torchvision op schemas ---------------------------------------------------------------------------
 
+@pytest.mark.integration
 def test_torchvision_imports_only_with_the_hook_when_its_ops_cannot_load():
     probe = python('import torch, _mage_mm_env_hook as h; print(h.torchvision_ops_load())')
     assert probe.returncode == 0, probe.stderr
@@ -81,6 +83,7 @@ def test_numpy_bool8_gate(numpy_version, mmagic_version, has_bool8, needed):
     assert hook.needs_numpy_bool8(numpy_version, mmagic_version, has_bool8) is needed
 
 
+@pytest.mark.integration
 def test_mmagic_imports_only_with_the_hook_and_bool8_appears_only_with_mmagic():
     gate = python('import numpy as np, importlib.metadata as m, _mage_mm_env_hook as h\n'
                   'print(h.needs_numpy_bool8(np.__version__, m.version("mmagic"), hasattr(np, "bool8")))')

@@ -127,6 +127,7 @@ def _error_of(fn, *args) -> BaseException:
 
 # ---- applied only where asked for ----------------------------------------------------------------------------
 
+@pytest.mark.integration
 def test_import_mage_mm_alone_changes_no_other_library():
     """A fresh interpreter: ``import mage_mm`` leaves mmengine's loader, dist init and numpy as upstream."""
     code = '\n'.join([
