@@ -65,10 +65,9 @@ ROOT = osp.dirname(osp.dirname(HERE))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
+import flops as flop_count  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-import flops as flop_count  # noqa: E402
 
 PRETRAIN_CONFIGS = {
     'vit-b': osp.join(ROOT, 'configs', 'mage', 'mage_vit-base-p16_8xb512-amp-coslr-1600e_in1k-256px.py'),
@@ -250,7 +249,13 @@ def build_pretrain(cfg, device: torch.device, image_size: int):
     from mmpretrain.registry import MODELS
     torch.manual_seed(0)
     np.random.seed(0)
-    with torch.device(device):
+    try:
+        with torch.device(device):  # parameters made and initialised on the GPU: seconds instead of tens
+            model = MODELS.build(copy.deepcopy(cfg.model))
+            model.init_weights()
+    except Exception:  # noqa: BLE001  some constructor needs host tensors: build on the CPU, then move
+        torch.manual_seed(0)
+        np.random.seed(0)
         model = MODELS.build(copy.deepcopy(cfg.model))
         model.init_weights()
     model.to(device)
@@ -366,8 +371,8 @@ def decode_replay(model, dump: dict, device: torch.device) -> Optional[bool]:
     init = torch.full_like(loop['final_token_ids'], bb.mask_id).to(device)
     sampler = ReplaySampler(loop['step_categorical_samples'], loop['step_gumbel_draws'])
     options = DecodingOptions(num_iter=int(loop['num_iter']), choice_temperature=float(loop['choice_temperature']))
-    result = iterative_decode(generation_logits(model), init, mask_id=bb.mask_id, codebook_size=bb.codebook_size, sampler=sampler,
-                              options=options)
+    result = iterative_decode(generation_logits(model), init, mask_id=bb.mask_id, codebook_size=bb.codebook_size,
+                              sampler=sampler, options=options)
     return bool(torch.equal(result.token_ids.cpu(), loop['final_token_ids']))
 
 
@@ -392,6 +397,7 @@ def bench_train(arch: str, precision: str, batches: List[int], args, device: tor
             rows.append(row)
             continue
         data = batch_data(random_images(batch, args.image_size, device, seed=i))
+        failure = None
         try:
             reset_peak(device)
             t0 = time.perf_counter()
@@ -400,12 +406,15 @@ def bench_train(arch: str, precision: str, batches: List[int], args, device: tor
             row['first_step_s'] = time.perf_counter() - t0
             times = timer.measure(lambda: model.train_step(data, optim), args.warmup, args.reps)
         except Exception as exc:  # noqa: BLE001  an OOM is a result; anything else is recorded too
+            failure = 'OOM' if is_oom(exc) else f'error: {type(exc).__name__}: {exc}'
+        if failure is not None:
+            # outside the except block, so that the traceback's frames no longer hold the activations
             optim.zero_grad()
-            row['status'] = 'OOM' if is_oom(exc) else f'error: {type(exc).__name__}: {exc}'
+            row['status'] = failure
             rows.append(row)
-            del data
+            data = None
             free_memory(device)
-            if is_oom(exc):
+            if failure == 'OOM':
                 for later in batches[i + 1:]:
                     rows.append(dict(arch=arch, precision=precision, batch=later, fp32_attention=fp32_attention,
                                      compile=compile_backend, tokenizer_autocast=tok_amp,
@@ -423,10 +432,7 @@ def bench_train(arch: str, precision: str, batches: List[int], args, device: tor
         rows.append(row)
         print(f'[bench] train {arch} {precision} b{batch}: {row["images_per_s"]:.1f} img/s, '
               f'{t * 1e3:.1f} ms, peak {row["peak_gib"]} GiB, MFU {row.get("mfu")}', flush=True)
-        del data
-    del model, optim
-    free_memory(device)
-    return rows
+    return rows  # the model and optimizer go with this frame; section() frees the cached memory
 
 
 def compile_blocks(model: torch.nn.Module, backend: str) -> None:
@@ -577,13 +583,17 @@ def bench_generation(batches: List[int], args, device: torch.device, timer: Time
             with torch.no_grad(), autocast:
                 holder['images'] = tok.decode(holder['ids'], grid=model.backbone.token_grid)
 
+        failure = None
         try:
             reset_peak(device)
             t_tok = statistics.median(timer.measure(tokens, 1, args.gen_reps))
             t_dec = statistics.median(timer.measure(decode, 1, args.gen_reps))
         except Exception as exc:  # noqa: BLE001
-            row['status'] = 'OOM' if is_oom(exc) else f'error: {type(exc).__name__}: {exc}'
+            failure = 'OOM' if is_oom(exc) else f'error: {type(exc).__name__}: {exc}'
+        if failure is not None:
+            row['status'] = failure
             rows.append(row)
+            holder.clear()
             free_memory(device)
             continue
         total = t_tok + t_dec
@@ -603,9 +613,7 @@ def bench_generation(batches: List[int], args, device: torch.device, timer: Time
         rows.append(row)
         print(f'[bench] generation b{batch}: {row["images_per_s"]:.1f} img/s, 50k in '
               f'{row["projected_50k_s"]:.0f} s', flush=True)
-    del model
-    free_memory(device)
-    return rows
+    return rows  # section() frees the memory
 
 
 # ---------------------------------------------------------------- report
@@ -619,7 +627,8 @@ def fmt(v: Any, spec: str = '.1f') -> str:
 
 def table(res: dict) -> str:
     env = res['env']
-    lines = [f"# MAGE GPU benchmark — {env['device_name']} — {res['date']}{' (DRY RUN, CPU)' if res['dry_run'] else ''}",
+    dry = ' (DRY RUN, CPU)' if res['dry_run'] else ''
+    lines = [f"# MAGE GPU benchmark — {env['device_name']} — {res['date']}{dry}",
              '', 'versions: ' + ', '.join(f'{k} {v}' for k, v in env['versions'].items()), '']
     mm = res.get('matmul')
     if mm:
@@ -628,15 +637,16 @@ def table(res: dict) -> str:
     if par and 'passed' in par:
         lines.append(f"parity (fp32, TF32 off): {'PASS' if par['passed'] else 'FAIL'} — ids exact "
                      f"{par['token_ids_exact']}, logits err {par['pretrain_logits_max_abs_err']:.2e} / "
-                     f"{par['generation_step_logits_max_abs_err']:.2e}, loss err {par['loss_abs_err']:.2e}, decoded err "
-                     f"{par['decoded_max_abs_err']:.2e}, decode replay exact {par['decode_replay_exact']}")
+                     f"{par['generation_step_logits_max_abs_err']:.2e}, loss err {par['loss_abs_err']:.2e}, "
+                     f"decoded err {par['decoded_max_abs_err']:.2e}, decode replay exact {par['decode_replay_exact']}")
     elif par:
         lines.append(f"parity: {par.get('error', par)}")
     lines += ['', '| train | prec | batch | img/s | step ms | peak GiB | TFLOP/s | MFU | status |',
               '|---|---|---:|---:|---:|---:|---:|---:|---|']
     for r in res.get('train', []):
-        name = r['arch'] + ('' if r.get('fp32_attention', True) else ' half-attn') + (
-            f" compile({r['compile']})" if r.get('compile') else '') + (' tok-amp' if r.get('tokenizer_autocast') else '')
+        name = (r['arch'] + ('' if r.get('fp32_attention', True) else ' half-attn')
+                + (f" compile({r['compile']})" if r.get('compile') else '')
+                + (' tok-amp' if r.get('tokenizer_autocast') else ''))
         lines.append(f"| {name} | {r['precision']} | {r['batch']} | {fmt(r.get('images_per_s'))} | "
                      f"{fmt(r['step_s'] * 1e3 if 'step_s' in r else None)} | {fmt(r.get('peak_gib'), '.2f')} | "
                      f"{fmt(r.get('tflops'))} | {fmt(r['mfu'] * 100 if 'mfu' in r else None)}"
@@ -721,17 +731,18 @@ def main(argv=None) -> dict:
         raise SystemExit('no CUDA device: run with --dry-run on CPU')
     else:
         device = torch.device('cuda')
+    from mmengine.registry import DefaultScope
+
     import mage_mm.compat  # noqa: F401  version-gated shims, as mage_mm's tools apply them
     import mage_mm.register  # noqa: F401  the MAGE components in mmpretrain's registries
-    from mmengine.registry import DefaultScope
 
     timer = Timer(device)
     precisions = ['bf16'] if args.dry_run else ['fp16', 'bf16']
     res: Dict[str, Any] = dict(
         date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'), dry_run=args.dry_run,
-        budget_s=args.budget_s, complete=False, image_size=args.image_size, timing='cuda events' if device.type == 'cuda' else
-        'perf_counter', warmup=args.warmup, reps=args.reps, errors={}, train=[], loss_vs_fp32=[], stability=[],
-        generation=[],
+        budget_s=args.budget_s, complete=False, image_size=args.image_size,
+        timing='cuda events' if device.type == 'cuda' else 'perf_counter', warmup=args.warmup, reps=args.reps,
+        errors={}, train=[], loss_vs_fp32=[], stability=[], generation=[],
         env=dict(device_name=torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor()
                  or 'cpu', versions=versions(), hostname=platform.node()),
         flops_per_image={arch: dict(pretrain=flop_count.pretrain_flops(model_config(arch, args.dry_run).model,

@@ -4,9 +4,10 @@
 
 Importable top-level packages: the standard library (minus modules Python 3.12 removed), the device
 image's packages (``image_packages.txt``, from ``/work/.library/device/KINDS.md``), the wheels of
-``wheels.txt`` and this repository's own code. Everything else is hidden: it is not found (``import`` raises
-``ModuleNotFoundError``, ``importlib.util.find_spec`` gives None), as on the device, so optional
-imports and availability probes behave as they would there. ``mmcv._ext`` is hidden too, because the carried mmcv is built without its compiled ops.
+``wheels.txt`` and this repository's own code. Everything else is hidden: it is not found (``import``
+raises ``ModuleNotFoundError``, ``importlib.util.find_spec`` gives None, ``importlib.metadata`` does
+not list it), as on the device, so optional imports and availability probes behave as they would
+there. ``mmcv._ext`` is hidden too: the carried mmcv is built without its compiled ops.
 ``--report`` (JSON, written at exit) lists the hidden names that were asked for (``refused``) and
 the top-level modules that were loaded (``imported``).
 
