@@ -1,7 +1,8 @@
 # COCO instance segmentation with ViTDet's large-scale jitter (LSJ) recipe at 1024 px: 100 epochs =
 # 184,375 iterations at batch 64, AdamW lr 1e-4 (0.9, 0.999) wd 0.1, 250-iteration warm-up, steps at 88
 # and 96 epochs, layer-wise lr decay 0.7 over the backbone, AMP (mmdet projects/ViTDet).
-custom_imports = dict(imports=['mage_mm.compat', 'mage_mm.register', 'mage_mm.models.detection'], allow_failed_imports=False)
+custom_imports = dict(imports=['mage_mm.compat', 'mage_mm.register', 'mage_mm.models.detection'],
+                      allow_failed_imports=False)
 default_scope = 'mmdet'
 
 dataset_type = 'CocoDataset'
