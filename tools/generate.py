@@ -5,6 +5,17 @@
         [--sampling-temperature 1.0] [--top-k K] [--per-sample-mask-len] [--seed-mode per_image|batch]
         [--npz] [--grid 64] [--overwrite] [--device cpu|cuda] [--cfg-options k=v ...]
     torchrun --nproc_per_node 8 tools/generate.py CONFIG CHECKPOINT --num-images 50000 --out-dir DIR
+    python tools/generate.py COND_CONFIG COND_CHECKPOINT --classes all --num-per-class 50 --guidance 2.0 \
+        [--guidance-schedule constant|linear] --out-dir DIR      # class-conditional (MAGECondGenerator)
+
+Class-conditional configs (``MAGECondGenerator``): ``--classes`` takes ``all``,
+ids ``0,3,7``, ranges ``0-9`` or a mix, and ``--num-per-class N`` images of
+each (class-major: image ``i`` has class ``classes[i // N]`` and seed
+``seed + i``, so it depends only on its seed and class); ``DIR/labels.txt``
+lists ``<file> <class id>`` (a labelled mmpretrain ``CustomDataset``), the
+grid has one row per class, and the classes and guidance are part of the
+settings a resume must match. ``--guidance S``: classifier-free guidance scale
+(1 = none, the config's default unless given).
 
 Image ``i`` is written to ``DIR/{i:06d}.png``. With ``--seed-mode per_image``
 (default) it is decoded from seed ``seed + i`` alone, so it is the same
@@ -58,6 +69,7 @@ SETTINGS_FILE = 'generation.json'
 LOCK_FILE = '.generate.lock'
 GRID_FILE = 'grid.png'
 NPZ_FILE = 'samples.npz'
+LABELS_FILE = 'labels.txt'  # class-conditional runs: "<file> <class id>" per image
 _IMAGE_RE = re.compile(r'^\d{6}\.png$')
 # temporary files of earlier versions of this tool ("000003.png.tmp123.png", "samples.npz.tmp123")
 _OLD_TEMP_RE = re.compile(r'^(\d{6}\.png\.tmp\d+\.png|samples\.npz\.tmp\d+)$')
@@ -67,7 +79,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Generate images with a MAGE generator')
     parser.add_argument('config', help='generation config (configs/generation/)')
     parser.add_argument('checkpoint', help='MAGE checkpoint (mage_mm or converted official)')
-    parser.add_argument('--num-images', type=int, required=True, help='number of images (indices 0..N-1)')
+    parser.add_argument('--num-images', type=int, help='number of images (indices 0..N-1); with --classes: '
+                        'len(classes) * --num-per-class')
+    parser.add_argument('--classes', default=None, help="class-conditional: 'all', '0,3,7', '0-9' or a mix")
+    parser.add_argument('--num-per-class', type=int, default=None, help='images per class (with --classes)')
+    parser.add_argument('--guidance', type=float, default=None, help='classifier-free guidance scale (1: none)')
+    parser.add_argument('--guidance-schedule', choices=['constant', 'linear'], default=None)
     parser.add_argument('--out-dir', required=True, help='output folder')
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--seed', type=int, default=0, help='image i uses seed + i (per_image mode)')
@@ -88,6 +105,20 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=SafeDictAction,
                         help='override config settings')
     args = parser.parse_args(argv)
+    if args.classes is None and (args.num_per_class is not None or args.guidance is not None
+                                 or args.guidance_schedule is not None):
+        parser.error('--num-per-class, --guidance and --guidance-schedule need --classes (class-conditional)')
+    if args.classes is not None:
+        if args.seed_mode == 'batch':
+            parser.error('--seed-mode batch (the official unconditional RNG order) does not apply to --classes')
+        if args.num_per_class is None or args.num_per_class < 1:
+            parser.error('--classes needs --num-per-class N >= 1 (images of each class)')
+        if args.num_images is not None:
+            parser.error('with --classes the number of images is len(classes) * --num-per-class; '
+                         'drop --num-images')
+        args.num_images = 1  # set from the model's class count in main()
+    elif args.num_images is None:
+        parser.error('--num-images is required (or --classes with --num-per-class)')
     if args.num_images <= 0:
         parser.error(f'--num-images must be > 0; got {args.num_images}')
     if args.batch_size <= 0:
@@ -188,12 +219,21 @@ def settings_of(args, model, options, checkpoint_sha256: str) -> Dict[str, objec
                     precision=str(getattr(model, 'precision', 'fp32')), decoding={k: cfg[k] for k in sorted(cfg)})
     if args.seed_mode == 'batch':
         settings['batch_size'] = args.batch_size
+    if getattr(args, 'labels', None) is not None:  # class-conditional: what each image is and how it is guided
+        settings.update(classes=args.class_list, num_per_class=args.num_per_class, **cond_options(args, model))
     return settings
+
+
+def cond_options(args, model) -> Dict[str, object]:
+    """Guidance of a class-conditional run (the config's defaults unless given)."""
+    return dict(guidance=model.guidance if args.guidance is None else args.guidance,
+                guidance_schedule=args.guidance_schedule or model.guidance_schedule)
 
 
 def own_files(out_dir: str) -> List[str]:
     """Names in ``out_dir`` that this tool writes (images, npz, grid, settings)."""
-    return sorted(n for n in os.listdir(out_dir) if _IMAGE_RE.match(n) or n in (NPZ_FILE, GRID_FILE, SETTINGS_FILE))
+    return sorted(n for n in os.listdir(out_dir)
+                  if _IMAGE_RE.match(n) or n in (NPZ_FILE, GRID_FILE, SETTINGS_FILE, LABELS_FILE))
 
 
 def refuse_symlinks(out_dir: str) -> None:
@@ -323,6 +363,10 @@ def prepare_folder(args, settings_fn) -> Tuple[Optional[FolderLock], Optional[st
         settings = settings_fn()
         if check_settings(args, settings):
             write_settings(args, settings)
+        if getattr(args, 'labels', None) is not None:
+            from mage_mm.apis.conditional import labels_file_text
+            with atomic_write(osp.join(args.out_dir, LABELS_FILE), 'w', root=args.out_dir) as f:
+                f.write(labels_file_text(args.labels))
     except SystemExit as err:
         lock.release()
         return None, str(err)
@@ -353,6 +397,20 @@ def main(argv=None) -> int:
                            precision=args.precision, tokenizer_precision=args.tokenizer_precision)
     options = decode_options(args)
     model.decoding_options(options)  # validate before any work
+    args.labels = None
+    if args.classes is not None:
+        if not hasattr(model, 'resolve_labels'):
+            raise SystemExit(f'--classes needs a class-conditional generation config (type=MAGECondGenerator); '
+                             f'{args.config} builds {type(model).__name__}')
+        from mage_mm.apis.conditional import class_labels, parse_classes
+        from mage_mm.models.generators.guidance import check_guidance
+        try:
+            args.class_list = parse_classes(args.classes, model.num_classes)
+            check_guidance(*cond_options(args, model).values())
+        except ValueError as err:
+            raise SystemExit(str(err)) from None
+        args.labels = class_labels(args.class_list, args.num_per_class)
+        args.num_images = len(args.labels)
     os.makedirs(args.out_dir, exist_ok=True)
     lock, error = None, None
     if rank == 0:
@@ -391,7 +449,11 @@ def _generate(args, model, options, rank: int, world: int) -> int:
             indices = list(range(b * args.batch_size, (b + 1) * args.batch_size))
         else:
             seeds, indices = [args.seed + i for i in batch], batch
-        images = to_uint8(model.generate(seeds, **options))
+        if args.labels is not None:
+            images = to_uint8(model.generate(seeds, labels=[args.labels[i] for i in indices],
+                                             **cond_options(args, model), **options))
+        else:
+            images = to_uint8(model.generate(seeds, **options))
         wanted = set(batch)  # batch mode decodes the whole official batch and writes only the missing images
         for idx, img in zip(indices, images):
             if idx < args.num_images and idx in wanted:
@@ -403,7 +465,12 @@ def _generate(args, model, options, rank: int, world: int) -> int:
     if world > 1:
         dist.barrier()
     if rank == 0:
-        if args.grid:
+        if args.grid and args.labels is not None:  # one row per class, up to --grid images in a row
+            from mage_mm.apis.conditional import class_grid
+            grid = class_grid(lambda i: read_rgb(image_path(args.out_dir, i)), args.labels, args.class_list,
+                              per_row=args.grid)
+            save_image(grid, args.out_dir, osp.join(args.out_dir, GRID_FILE))
+        elif args.grid:
             n = min(args.grid, args.num_images)
             grid = image_grid([read_rgb(image_path(args.out_dir, i)) for i in range(n)])
             save_image(grid, args.out_dir, osp.join(args.out_dir, GRID_FILE))

@@ -37,6 +37,7 @@ def init_generator(config: Union[str, Config], checkpoint: Optional[str] = None,
         tokenizer_precision (str, optional): ``'fp32'`` (default) or
             ``'follow'`` (encode images to edit in ``precision`` too).
     """
+    import mage_mm.models.generators.mage_cond_generator  # noqa: F401  registers MAGECondGenerator in mmagic
     import mage_mm.models.generators.mage_generator  # noqa: F401  registers MAGEGenerator in mmagic
     import mage_mm.register  # noqa: F401  the mmpretrain parts it builds (MAGEViT, ...)
     from mmagic.registry import MODELS
@@ -49,9 +50,9 @@ def init_generator(config: Union[str, Config], checkpoint: Optional[str] = None,
     from ..engine.precision import apply_precision
     apply_precision(cfg, precision, tokenizer_precision, device=device, training=False)
     model_cfg = dict(cfg.model)
-    if model_cfg.get('type') != 'MAGEGenerator':
+    if model_cfg.get('type') not in ('MAGEGenerator', 'MAGECondGenerator'):
         raise ValueError(f"config model type is {model_cfg.get('type')!r}; use a configs/generation/ config "
-                         '(type=MAGEGenerator)')
+                         '(type=MAGEGenerator, or MAGECondGenerator for a class-conditional MAGE)')
     model_cfg['_scope_'] = 'mmagic'
     model = MODELS.build(model_cfg)
     if checkpoint is not None:

@@ -94,6 +94,15 @@ def labelled_dataset_cfg(folder: str, pipeline: list, labels_file: Optional[str]
     return cfg
 
 
+def classifier_num_classes(model: torch.nn.Module) -> Optional[int]:
+    """The class count of an mmpretrain classifier (its head's, else its backbone's, e.g. ``LeNet5``), or None."""
+    for part in ('head', 'backbone'):
+        n = getattr(getattr(model, part, None), 'num_classes', None)
+        if isinstance(n, int) and n > 0:
+            return n
+    return None
+
+
 @torch.no_grad()
 def classify_dataset(model: torch.nn.Module, dataset, batch_size: int = 64,
                      progress=None) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -153,14 +162,10 @@ def evaluate_folder(config: str, checkpoint: str, folder: str, labels_file: Opti
     model, pipeline = build_classifier(config, checkpoint, device)
     dataset = DATASETS.build(labelled_dataset_cfg(folder, pipeline, labels_file))
     preds, labels = classify_dataset(model, dataset, batch_size, progress)
-    if num_classes is None:
-        num_classes = getattr(getattr(model, 'head', None), 'num_classes', None)
-        if num_classes is None:
-            num_classes = int(max(int(preds.max()), int(labels.max()))) + 1
-    result = class_accuracy(preds, labels, num_classes)
+    result = class_accuracy(preds, labels, num_classes or classifier_num_classes(model))
     result.update(folder=osp.abspath(folder), classifier=dict(config=config, checkpoint=osp.abspath(checkpoint)))
     return result
 
 
-__all__ = ['class_accuracy', 'read_labels_file', 'labelled_dataset_cfg', 'classify_dataset', 'build_classifier',
+__all__ = ['class_accuracy', 'classifier_num_classes', 'read_labels_file', 'labelled_dataset_cfg', 'classify_dataset', 'build_classifier',
            'evaluate_folder', 'LABELS_FILE']

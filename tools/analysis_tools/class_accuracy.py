@@ -47,12 +47,11 @@ def main(argv=None) -> dict:
     import mage_mm.register  # noqa: F401  (a MAGE classifier config needs the components)
     from mmpretrain.registry import DATASETS
 
-    from mage_mm.evaluation.class_accuracy import build_classifier, class_accuracy, classify_dataset, \
-        labelled_dataset_cfg
+    from mage_mm.evaluation.class_accuracy import build_classifier, class_accuracy, classifier_num_classes, \
+        classify_dataset, labelled_dataset_cfg
 
     model, pipeline = build_classifier(args.config, args.checkpoint, args.device)
-    num_classes = args.num_classes or getattr(getattr(model, 'head', None), 'num_classes', None) or getattr(
-        getattr(model, 'backbone', None), 'num_classes', None)
+    num_classes = args.num_classes or classifier_num_classes(model)
     fid_ref = None
     if args.fid_reference:
         fid_ref = _fid_reference(args)
@@ -60,7 +59,7 @@ def main(argv=None) -> dict:
     for folder in args.folders:
         dataset = DATASETS.build(labelled_dataset_cfg(folder, pipeline, args.labels))
         preds, labels = classify_dataset(model, dataset, args.batch_size)
-        res = class_accuracy(preds, labels, num_classes if num_classes and num_classes > 0 else None)
+        res = class_accuracy(preds, labels, num_classes)
         if fid_ref is not None:
             res['fid'] = _fid(args, folder, fid_ref)
         results[folder] = res
