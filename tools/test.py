@@ -14,6 +14,8 @@ import mage_mm.compat  # noqa: E402,F401  the version-gated shims of mage_mm/com
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from mage_mm.datasets import wrap_datasets  # noqa: E402
+from mage_mm.engine.runner_checks import check_config_keys, check_load_from  # noqa: E402
 from mage_mm.utils.cfg_options import SafeDictAction  # noqa: E402  keys that cannot inject code
 
 
@@ -62,12 +64,17 @@ def main(argv=None):
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cache_dirs_in_work_dir(cfg)
+    # fail at start, naming the culprit: a misspelt top-level key, an unreadable test image
+    check_config_keys(cfg)
+    wrap_datasets(cfg, keys=('test_dataloader', ))
     cfg.load_from = args.checkpoint
     if args.amp:
         cfg.test_cfg.fp16 = True
     from mage_mm.engine.precision import apply_precision
     apply_precision(cfg, args.precision, args.tokenizer_precision, training=False)
     runner = Runner.from_cfg(cfg)
+    if cfg.get('load_from_strict', True):
+        check_load_from(runner.model, args.checkpoint)  # mmengine would load strict=False and test random weights
     metrics = runner.test()
     if args.out:
         from mmengine.fileio import dump

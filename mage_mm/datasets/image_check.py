@@ -96,7 +96,10 @@ class CheckedImageDataset:
 
     def __init__(self, dataset, mode: str = 'auto', on_error: str = 'raise', workers: int = 8) -> None:
         if isinstance(dataset, dict):
-            dataset = DATASETS.build(dataset)
+            # through mmengine's root registry: the inner type resolves in the current default scope
+            # (mmpretrain, mmagic, mmdet ...), not only in mmpretrain's
+            from mmengine.registry import DATASETS as ROOT_DATASETS
+            dataset = ROOT_DATASETS.build(dataset)
         if mode not in MODES:
             raise ValueError(f'image_check mode must be one of {MODES}; got {mode!r}')
         if on_error not in ('raise', 'skip'):
@@ -175,9 +178,10 @@ def wrap_datasets(cfg, keys: Sequence[str] = ('train_dataloader', 'val_dataloade
         loader = cfg.get(key, None)
         if not isinstance(loader, dict) or not isinstance(loader.get('dataset'), dict):
             continue
-        if loader['dataset'].get('type') == 'CheckedImageDataset':
+        if loader['dataset'].get('type') in ('CheckedImageDataset', 'mmpretrain.CheckedImageDataset'):
             continue
-        loader['dataset'] = dict(type='CheckedImageDataset', dataset=loader['dataset'], **options)
+        # scoped name: found from the mmagic / mmdet scopes of the generation and detection configs too
+        loader['dataset'] = dict(type='mmpretrain.CheckedImageDataset', dataset=loader['dataset'], **options)
 
 
 __all__ = ['BadImageError', 'CheckedImageDataset', 'check_image_file', 'check_image_files', 'wrap_datasets']

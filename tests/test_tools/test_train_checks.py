@@ -73,6 +73,20 @@ def test_tokenizer_checkpoint_as_load_from_is_an_error(tmp_path, image_dir):
     failed_with(res, f'load_from {ckpt} does not fit MAGE', 'No key matches: this is a checkpoint of another model')
 
 
+def test_empty_training_image_fails_at_start_naming_it(tmp_path, image_dir):
+    import shutil
+    bad = tmp_path / 'imgs'
+    shutil.copytree(image_dir, bad)
+    (bad / 'zz_empty.png').write_bytes(b'')
+    res = train(tmp_path / 'w', options=[f'train_dataloader.dataset.data_root={bad}'])
+    failed_with(res, 'BadImageError', f'{bad / "zz_empty.png"}: empty file (0 bytes)')
+    # or, when asked, trains without it and says so
+    res = train(tmp_path / 'w2', options=[f'train_dataloader.dataset.data_root={bad}', 'train_cfg.max_iters=1',
+                                          "image_check.on_error=skip"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'image check: skipped 1 of 33 files of CustomDataset' in res.stdout + res.stderr
+
+
 @pytest.mark.integration
 def test_auto_scale_lr_on_the_tiny_config(tmp_path, image_dir):
     res = train(tmp_path, '--auto-scale-lr', options=[f'train_dataloader.dataset.data_root={image_dir}',
@@ -81,3 +95,13 @@ def test_auto_scale_lr_on_the_tiny_config(tmp_path, image_dir):
     # base batch 8 (the config's), real batch 4: the lr is halved
     assert 'LR is set based on batch size of 8' in res.stdout + res.stderr
     assert 'Scaling the original LR by 0.5' in res.stdout + res.stderr
+
+
+def test_test_tool_refuses_a_checkpoint_of_another_model(tmp_path):
+    from mage_mm.models.tokenizers import MAGEVQGAN
+    ckpt = tmp_path / 'tokenizer.pth'
+    torch.save({'state_dict': MAGEVQGAN(arch='tiny').state_dict()}, ckpt)
+    gen_cfg = osp.join(ROOT, 'configs', 'generation', 'mage-gen_vit-tiny_iter8-temp6_photo-crops-32px.py')
+    res = subprocess.run([sys.executable, 'tools/test.py', gen_cfg, str(ckpt), '--work-dir', str(tmp_path / 'w')],
+                         cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=600)
+    assert res.returncode != 0 and f'load_from {ckpt} does not fit' in res.stderr, res.stderr[-3000:]
