@@ -10,6 +10,7 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
 from ..utils.masking import TruncatedGaussianRatio, mask_counts, random_token_masks
+from ..utils.pretrained import StrictPretrainedMixin  # a Pretrained init_cfg loads strictly
 from ..utils.transformer import Block, init_transformer_weights
 
 
@@ -59,7 +60,7 @@ class MAGEMaskedOutput(NamedTuple):
 
 
 @MODELS.register_module()
-class MAGEViT(BaseModule):
+class MAGEViT(StrictPretrainedMixin, BaseModule):
     """MAGE's ViT encoder over VQGAN tokens.
 
     Sequence: ``[fake-class id] + token ids`` (the class slot is never masked)
@@ -219,6 +220,12 @@ class MAGEViT(BaseModule):
             nn.init.normal_(self.token_emb.word_embeddings.weight, std=0.02)
             nn.init.normal_(self.token_emb.position_embeddings.weight, std=0.02)
         self._freeze_stages()
+
+    def pretrained_key_rules(self) -> Tuple[List[str], List[str]]:
+        """Strict Pretrained load: with the official global pool ``fc_norm`` is new and the final norm unused."""
+        if self.out_type == 'avg_featmap':
+            return ['fc_norm.*'], ['norm.*']
+        return [], []
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages < 0:

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+from ..utils.pretrained import StrictPretrainedMixin  # a Pretrained init_cfg loads strictly
+
 
 #: key under which a MAGEVQGAN records its architecture in its state dict's ``_metadata`` entry (plain data:
 #: read back with ``weights_only=True``, so a checkpoint names its tokenizer without any config text to evaluate)
@@ -190,7 +192,7 @@ class VectorQuantizer(nn.Module):
 
 
 @MODELS.register_module()
-class MAGEVQGAN(BaseModule):
+class MAGEVQGAN(StrictPretrainedMixin, BaseModule):
     """MaskGIT-architecture VQGAN tokenizer of MAGE.
 
     Encoder without attention (bias-free convs, GroupNorm 32/eps 1e-6, SiLU,
