@@ -69,6 +69,6 @@ class MAGE(MAGENetworkMixin, BaseSelfSupervisor):
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f'MAGE loss is {loss.item()} (masked tokens: {int(out.token_all_mask.sum())}); '
-                'check the learning rate, the input range ([0, 1] expected) and AMP settings. '
-                'The last saved checkpoint is intact; resume from it with --resume.')
+                'check the learning rate, the input range ([0, 1] expected) and AMP settings '
+                '(tools/train.py adds the iteration and the last checkpoint whose weights passed the check)')
         return dict(loss=loss)
