@@ -223,6 +223,7 @@ def test_flop_counter_equals_torch_flop_counter_on_a_real_step(bench):
     assert counter.get_total_flops() == 2 * bench.flop_count.generation_flops(cfg.model, 64, num_iter=1)['total']
 
 
+@pytest.mark.slow
 def test_script_generation_equals_the_generator(bench):
     """The script decodes through iterative_decode + MAGE.predict_logits; MAGEGenerator gives the same maps."""
     import mage_mm.register  # noqa: F401
