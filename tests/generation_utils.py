@@ -3,7 +3,6 @@ import os
 import os.path as osp
 from typing import Optional
 
-import pytest
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -35,13 +34,3 @@ def real_photo_folder(out_dir: str, num: int, size: int, seed: int = 0, sources:
     images, _ = random_crops(paths if sources is None else paths[sources], num, size, seed=seed)
     write_image_folder(images, out_dir)
     return out_dir
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_torch_thread():
-    """Tiny models: one intra-op thread is faster, and much faster on a shared 2-core machine
-    (measured: the parity-model decoding loop went from ~9 s to ~1 s under load). Restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

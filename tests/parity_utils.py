@@ -1,6 +1,4 @@
 """Build mage_mm models from a parity dump's ``config`` (no constants from here)."""
-import torch
-
 from mage_mm.converters import convert_official
 from mage_mm.models.algorithms import MAGE
 from mage_mm.models.tokenizers import MAGEVQGAN

@@ -1,8 +1,12 @@
-"""Load a ``tools/`` script as a module, so that tests call its ``main(argv)`` in this process."""
+"""Run ``tools/`` scripts from tests: as a module in this process (:func:`load_tool`) or as a subprocess
+(:func:`run_checked`)."""
 import importlib.util
+import os
 import os.path as osp
+import subprocess
 import sys
 from types import ModuleType
+from typing import Dict, Optional, Sequence
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -22,3 +26,15 @@ def load_tool(name: str) -> ModuleType:
     sys.modules[mod_name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def run_checked(cmd: Sequence[str], env: Optional[Dict[str, str]] = None, timeout: int = 600,
+                cwd: str = REPO_ROOT) -> str:
+    """Run ``cmd`` in the repository (``PYTHONPATH`` = the repo, one torch thread); return stdout + stderr.
+
+    Fails the test with the command and the tail of both streams when the exit status is not 0.
+    """
+    full_env = dict(os.environ, PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS='1', **(env or {}))
+    res = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=full_env, timeout=timeout)
+    assert res.returncode == 0, f'{cmd}\nSTDOUT:\n{res.stdout[-4000:]}\nSTDERR:\n{res.stderr[-4000:]}'
+    return res.stdout + res.stderr

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import mage_mm.models.generators.mage_generator  # noqa: F401
-from generation_utils import ROOT, TINY_GEN_CFG, one_torch_thread, real_photo_folder, \
+from generation_utils import ROOT, TINY_GEN_CFG, real_photo_folder, \
     save_random_tiny_checkpoint  # noqa: F401
 from mage_mm.apis import init_generator, load_rgb01
 from mage_mm.models.generators import edit_mask, schedule_counts, token_mask_from_pixels
@@ -87,6 +87,7 @@ def test_inpainting_inferencer(setup, tmp_path):
     assert not np.array_equal(result[hole], original[hole])
 
 
+@pytest.mark.integration
 def test_edit_tool(setup, tmp_path):
     _, ckpt, _, folder = setup
     spec = importlib.util.spec_from_file_location('edit_tool', osp.join(ROOT, 'tools', 'edit.py'))

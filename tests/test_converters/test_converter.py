@@ -68,6 +68,7 @@ def test_full_size_classifier_layout():
                                                                  for k, v in model.state_dict().items()}
 
 
+@pytest.mark.integration
 def test_tool_converts_tiny_official_files_that_then_load_strictly(parity_dump, tmp_path):
     sds = parity_dump['state_dicts']
     # official pre-training file: dict(model=..., args=Namespace, ...) as main_pretrain.py saves it
@@ -107,6 +108,7 @@ def test_linear_probe_bn_head_layout(parity_dump):
     assert torch.equal(out['head.fc.weight'], w) and 'neck.bn.running_var' in out
 
 
+@pytest.mark.integration
 def test_error_paths(parity_dump, tmp_path):
     sd = dict(parity_dump['state_dicts']['mage'])
     missing = dict(sd)
@@ -142,6 +144,7 @@ class _RunsCodeOnLoad:
         return (open, (self.marker, 'w'))
 
 
+@pytest.mark.integration
 def test_converter_never_unpickles_code(parity_dump, tmp_path):
     marker = tmp_path / 'pwned'
     src = tmp_path / 'evil.pth'

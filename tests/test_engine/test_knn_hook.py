@@ -8,7 +8,6 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import default_collate
-from mmengine.registry import DefaultScope
 from mmpretrain.registry import DATASETS, MODELS
 
 from mage_mm.datasets import packaged_photo_paths, random_crops, write_image_folder
@@ -19,10 +18,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PRETRAIN_TINY = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')
 
 
-@pytest.fixture(autouse=True)
-def mmpretrain_scope():
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        yield
+pytestmark = pytest.mark.usefixtures('mmpretrain_scope')  # tests/conftest.py
 
 
 def clusters(n_per_class=10, num_classes=4, dims=16, seed=0):
@@ -65,6 +61,8 @@ def labelled_root(tmp_path_factory):
     return str(root)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_hook_during_tiny_mage_pretraining(labelled_root, tmp_path):
     eval_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
     loader = lambda split: dict(batch_size=8, dataset=dict(  # noqa: E731

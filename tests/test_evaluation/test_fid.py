@@ -16,7 +16,7 @@ from PIL import Image
 from scipy import linalg
 
 import mage_mm.evaluation.metrics  # noqa: F401  registers LocalInceptionFID in mmagic
-from generation_utils import (TINY_GEN_CFG, one_torch_thread, real_photo_folder,  # noqa: F401
+from generation_utils import (TINY_GEN_CFG, real_photo_folder,  # noqa: F401
                               save_random_tiny_checkpoint)
 from mage_mm.evaluation import (TFInceptionFeatures, cached_reference_stats, compute_folder_features,
                                 feature_statistics, fid_from_features, frechet_distance, list_images,
@@ -125,6 +125,7 @@ def test_reference_statistics_are_cached_by_content(inception, real_dirs, tmp_pa
         load_stats(str(tmp_path / 'nope.npz'))
 
 
+@pytest.mark.integration
 def test_tools_reference_stats_and_compute_fid(real_dirs, tmp_path):
     import importlib.util
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -143,6 +144,8 @@ def test_tools_reference_stats_and_compute_fid(real_dirs, tmp_path):
     assert result['fid'] == pytest.approx(0.0, abs=1e-3) and result['num_generated'] == 4
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_multi_test_loop_reports_fid(real_dirs, tmp_path):
     """tools/test.py's Runner.test() on the tiny generation config: MultiTestLoop samples 8 images
     from a (random-weight) tiny MAGE and scores them against the real folder with the real Inception."""

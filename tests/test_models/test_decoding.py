@@ -6,7 +6,6 @@ the dump (path from MAGE_PARITY_DUMP).
 """
 import pytest
 import torch
-from generation_utils import one_torch_thread  # noqa: F401  (autouse fixture)
 from parity_utils import build_mage
 
 from mage_mm.models.generators.decoding import (

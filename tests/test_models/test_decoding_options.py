@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import mage_mm.models.generators.mage_generator  # noqa: F401  registers MAGEGenerator in mmagic
-from generation_utils import TINY_GEN_CFG, one_torch_thread  # noqa: F401  (autouse fixture)
+from generation_utils import TINY_GEN_CFG
 from mage_mm.apis import init_generator
 from mage_mm.models.generators import DecodingOptions, PerImageSampler, iterative_decode
 from tool_utils import load_tool

@@ -10,20 +10,17 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.dataset import default_collate
-from mmengine.registry import DefaultScope
 from mmpretrain.registry import DATASETS, MODELS
 
 from mage_mm.datasets import packaged_photo_paths, random_crops, write_image_folder
 from mage_mm.models.algorithms import MAGE, MAGEC
+from mage_mm.utils.checkpoint import safe_load
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = osp.join(ROOT, 'configs', 'mage', 'mage-c_vit-tiny_1xb8-20iters_photo-crops-32px.py')
 
 
-@pytest.fixture(autouse=True)
-def mmpretrain_scope():
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        yield
+pytestmark = pytest.mark.usefixtures('mmpretrain_scope')  # tests/conftest.py
 
 
 @pytest.fixture(scope='module')
@@ -118,6 +115,8 @@ def test_one_view_is_a_clear_error(image_dir):
         MODELS.build(dict(Config.fromfile(CFG).model, pool='max'))
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_tiny_magec_config_trains_through_tools_train(image_dir, tmp_path):
     spec = importlib.util.spec_from_file_location('mage_mm_tools_train', osp.join(ROOT, 'tools', 'train.py'))
     train = importlib.util.module_from_spec(spec)
@@ -129,5 +128,5 @@ def test_tiny_magec_config_trains_through_tools_train(image_dir, tmp_path):
     with open(scalars) as f:
         rows = [json.loads(line) for line in f]
     assert len(rows) == 3 and all(np.isfinite(r['loss_mage']) and np.isfinite(r['loss_contrastive']) for r in rows)
-    sd = torch.load(osp.join(work, 'iter_3.pth'), map_location='cpu', weights_only=False)['state_dict']
+    sd = safe_load(osp.join(work, 'iter_3.pth'), map_location='cpu')['state_dict']  # nothing we read runs code
     assert any(k.startswith('projector.') for k in sd) and any(k.startswith('backbone.blocks.') for k in sd)

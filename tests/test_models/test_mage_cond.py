@@ -17,14 +17,6 @@ UNCOND_CFG = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo
 COND_CFG = osp.join(ROOT, 'configs', 'mage', 'mage-cond_vit-tiny_1xb8-20iters_photo-crops-5cls-32px.py')
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def build(cfg_path, **overrides):
     cfg = Config.fromfile(cfg_path)
     cfg.model.update(overrides)

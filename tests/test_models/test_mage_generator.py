@@ -12,8 +12,7 @@ from mmengine.config import Config
 from PIL import Image
 
 import mage_mm.models.generators.mage_generator  # noqa: F401  registers MAGEGenerator in mmagic
-from generation_utils import (TINY_GEN_CFG, TINY_PRETRAIN_CFG, one_torch_thread,  # noqa: F401
-                              save_random_tiny_checkpoint)
+from generation_utils import TINY_GEN_CFG, TINY_PRETRAIN_CFG
 from mage_mm.apis import init_generator
 from mage_mm.converters import convert_official
 from mage_mm.models.generators import DecodingOptions, ReplaySampler, iterative_decode
@@ -22,13 +21,8 @@ from parity_utils import backbone_cfg, token_grid, tokenizer_cfg
 
 
 @pytest.fixture(scope='module')
-def tiny_ckpt(tmp_path_factory):
-    return save_random_tiny_checkpoint(str(tmp_path_factory.mktemp('ckpt') / 'tiny_random.pth'))
-
-
-@pytest.fixture(scope='module')
-def generator(tiny_ckpt):
-    return init_generator(TINY_GEN_CFG, tiny_ckpt)
+def generator(tiny_mage_ckpt):
+    return init_generator(TINY_GEN_CFG, tiny_mage_ckpt)
 
 
 def test_tiny_generation_config_scope_and_imports():
@@ -103,7 +97,7 @@ def test_sample_kwargs_and_errors(generator):
         generator.train_step({}, None)
 
 
-def test_checkpoint_errors_are_clear(tiny_ckpt, tmp_path):
+def test_checkpoint_errors_are_clear(tiny_mage_ckpt, tmp_path):
     with pytest.raises(FileNotFoundError, match='checkpoint not found'):
         init_generator(TINY_GEN_CFG, str(tmp_path / 'missing.pth'))
     # a tokenizer that does not match the backbone's codebook is refused at build time
@@ -111,20 +105,20 @@ def test_checkpoint_errors_are_clear(tiny_ckpt, tmp_path):
         init_generator(TINY_GEN_CFG, cfg_options={'model.backbone.tokenizer.arch': 'parity-tiny'})
     # a checkpoint of another model size names the mismatching tensors
     with pytest.raises(ValueError, match='size mismatch.*backbone'):
-        init_generator(TINY_GEN_CFG, tiny_ckpt, cfg_options={'model.backbone.arch.feedforward_channels': 128})
+        init_generator(TINY_GEN_CFG, tiny_mage_ckpt, cfg_options={'model.backbone.arch.feedforward_channels': 128})
     with pytest.raises(ValueError, match='tokenizer/model size mismatch'):
-        init_generator(TINY_GEN_CFG, tiny_ckpt, cfg_options={'model.backbone.tokenizer.arch': dict(
+        init_generator(TINY_GEN_CFG, tiny_mage_ckpt, cfg_options={'model.backbone.tokenizer.arch': dict(
             _delete_=True, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, z_channels=32, num_codes=256)})
-    official = {k.replace('backbone.', ''): v for k, v in torch.load(tiny_ckpt, weights_only=True)['state_dict'].items()
+    official = {k.replace('backbone.', ''): v for k, v in torch.load(tiny_mage_ckpt, weights_only=True)['state_dict'].items()
                 if k.startswith('backbone.')}
     torch.save(official, tmp_path / 'official_layout.pth')
     with pytest.raises(ValueError, match='mage_to_mmpretrain'):
         init_generator(TINY_GEN_CFG, str(tmp_path / 'official_layout.pth'))
 
 
-def test_unconditional_inferencer(tiny_ckpt, tmp_path):
+def test_unconditional_inferencer(tiny_mage_ckpt, tmp_path):
     from mmagic.apis.inferencers import Inferencers
-    inferencer = Inferencers(task='unconditional', config=TINY_GEN_CFG, ckpt=tiny_ckpt, device='cpu',
+    inferencer = Inferencers(task='unconditional', config=TINY_GEN_CFG, ckpt=tiny_mage_ckpt, device='cpu',
                              extra_parameters=dict(num_batches=4), seed=3)
     # mmagic's postprocess returns the first sample's dict and the visualised batch (RGB in [0, 1])
     first, images = inferencer(result_out_dir=str(tmp_path / 'samples.png'))

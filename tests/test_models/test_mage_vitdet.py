@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import DefaultScope
 from PIL import Image
 
 import mage_mm.models.detection  # noqa: F401  registers MAGEViTDet / SimpleFeaturePyramid in mmdet
@@ -21,16 +20,12 @@ from mage_mm.models.necks.simple_fpn import SimpleFeaturePyramid
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = osp.join(ROOT, 'configs', 'detection', 'vitdet_mask-rcnn_mage-vit-tiny_1xb2-4iters_photo-coco-64px.py')
 FULL = osp.join(ROOT, 'configs', 'detection', 'vitdet_mask-rcnn_mage-vit-base-p16_16xb4-lsj-100e_coco-1024px.py')
-PRETRAIN_TINY = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')
 ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 VIT_KW = dict(arch=ARCH, codebook_size=256, num_legacy_class_ids=1, fake_class_id=256, token_grid=8,
               tokenizer=dict(type='MAGEVQGAN', arch='tiny'))
 
 
-@pytest.fixture(autouse=True)
-def mmdet_scope():
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        yield
+pytestmark = pytest.mark.usefixtures('mmdet_scope')  # tests/conftest.py
 
 
 def make_tiny_coco(root, num_train=4, num_val=2, size=96, obj=32, seed=0):
@@ -70,17 +65,6 @@ def make_tiny_coco(root, num_train=4, num_val=2, size=96, obj=32, seed=0):
 @pytest.fixture(scope='module')
 def coco_root(tmp_path_factory):
     return make_tiny_coco(str(tmp_path_factory.mktemp('tiny_coco')))
-
-
-@pytest.fixture(scope='module')
-def mage_ckpt(tmp_path_factory):
-    from mmpretrain.registry import MODELS
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(PRETRAIN_TINY).model)
-    model.init_weights()
-    path = str(tmp_path_factory.mktemp('mage') / 'mage_tiny.pth')
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return path
 
 
 def reference_window_forward(det: MAGEViTDet, images: torch.Tensor) -> torch.Tensor:
@@ -128,14 +112,14 @@ def test_one_window_over_the_grid_is_the_plain_mage_encoder():
         assert not torch.allclose(det(images)[0], vit(images)[0], atol=1e-4)
 
 
-def test_mage_checkpoint_initialises_the_backbone(mage_ckpt):
+def test_mage_checkpoint_initialises_the_backbone(tiny_mage_ckpt):
     from mmdet.registry import MODELS
     cfg = Config.fromfile(TINY).model.backbone
     assert 'init_cfg' not in cfg.tokenizer  # one prefix: backbone.* of a MAGE checkpoint holds the tokenizer too
-    cfg.init_cfg.checkpoint = mage_ckpt
+    cfg.init_cfg.checkpoint = tiny_mage_ckpt
     det = MODELS.build(cfg)
     det.init_weights()
-    pre = torch.load(mage_ckpt, weights_only=True)['state_dict']
+    pre = torch.load(tiny_mage_ckpt, weights_only=True)['state_dict']
     for k, v in det.state_dict().items():
         assert torch.equal(v, pre['backbone.' + k]), k
     assert all(not p.requires_grad for p in det.tokenizer.parameters())
@@ -177,11 +161,11 @@ def test_layer_decay_through_the_detector():
     assert wd['backbone.blocks.0.attn.qkv.weight'] == 0.1 and wd['backbone.blocks.0.attn.qkv.bias'] == 0.0
 
 
-def test_tiny_mask_rcnn_loss_and_predict(coco_root, mage_ckpt):
+def test_tiny_mask_rcnn_loss_and_predict(coco_root, tiny_mage_ckpt):
     from mmdet.registry import DATASETS, MODELS
     from mmengine.dataset import pseudo_collate
     cfg = Config.fromfile(TINY)
-    cfg.model.backbone.init_cfg.checkpoint = mage_ckpt
+    cfg.model.backbone.init_cfg.checkpoint = tiny_mage_ckpt
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -226,7 +210,9 @@ def test_full_config_is_the_vitdet_recipe():
     assert 'mage_mm.models.detection' in cfg.custom_imports.imports
 
 
-def test_tiny_config_trains_and_evaluates_through_tools_train(coco_root, mage_ckpt, tmp_path):
+@pytest.mark.integration
+@pytest.mark.slow
+def test_tiny_config_trains_and_evaluates_through_tools_train(coco_root, tiny_mage_ckpt, tmp_path):
     """mmdet's own loops: LSJ pipeline, 2 iterations, then COCO bbox/segm evaluation (pycocotools)."""
     import glob
     import importlib.util
@@ -235,7 +221,7 @@ def test_tiny_config_trains_and_evaluates_through_tools_train(coco_root, mage_ck
     spec.loader.exec_module(train)
     work = str(tmp_path / 'work')
     ann = osp.join(coco_root, 'annotations', 'val.json')
-    train.main([TINY, '--work-dir', work, '--cfg-options', f'model.backbone.init_cfg.checkpoint={mage_ckpt}',
+    train.main([TINY, '--work-dir', work, '--cfg-options', f'model.backbone.init_cfg.checkpoint={tiny_mage_ckpt}',
                 *[f'{loader}.dataset.data_root={coco_root}/' for loader in ('train_dataloader', 'val_dataloader',
                                                                               'test_dataloader')],
                 f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}', 'train_cfg.max_iters=2',

@@ -254,6 +254,8 @@ def _run(cmd, env=None):
     return res.stdout + res.stderr
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_tools_train_with_validation_export_and_load_into_mage(image_dir, tmp_path):
     """tools/train.py on the tiny config: GAN from iteration 2, PSNR/LPIPS validation, then both recipes
     that hand the trained tokenizer to MAGE (Runner checkpoint + prefix, exported file)."""

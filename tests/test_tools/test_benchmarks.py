@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmpretrain.registry import DATASETS, MODELS
 
-from mage_mm.datasets import RandomResizedCropNoRetry, packaged_photo_paths, random_crops, write_image_folder
+from mage_mm.datasets import RandomResizedCropNoRetry
 from mage_mm.engine import MAGELARS
 from mage_mm.utils.checkpoint import safe_load
 from mage_mm.converters import convert_official
@@ -25,37 +25,10 @@ LP_TINY = osp.join(BENCH, 'vit-tiny_1xb8-linear-coslr-2e_photo-crops-5cls-32px.p
 FT_TINY = osp.join(BENCH, 'vit-tiny_1xb8-coslr-2e_photo-crops-5cls-32px.py')
 LP_B = osp.join(BENCH, 'vit-base-p16_8xb512-linear-coslr-90e_in1k-256px.py')
 FT_B = osp.join(BENCH, 'vit-base-p16_8xb128-coslr-100e_in1k-256px.py')
-PRETRAIN_TINY = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')
 NUM_CLASSES = 5
 
 
-@pytest.fixture(autouse=True)
-def mmpretrain_scope():
-    """Registries resolve names (MAGELARS, RandAugment ...) in mmpretrain's scope, as under the Runner."""
-    from mmengine.registry import DefaultScope
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        yield
-
-
-@pytest.fixture(scope='module')
-def labelled_root(tmp_path_factory):
-    """ImageFolder tree {train,val}/<class>/: 32 px crops of 5 real photos, labelled by source photo."""
-    root = tmp_path_factory.mktemp('labelled')
-    images, labels = random_crops(packaged_photo_paths()[:NUM_CLASSES], 34, 32, seed=0)
-    write_image_folder(images[:24], str(root / 'train'), labels=labels[:24])
-    write_image_folder(images[24:], str(root / 'val'), labels=labels[24:])
-    return str(root)
-
-
-@pytest.fixture(scope='module')
-def mage_ckpt(tmp_path_factory):
-    """A tiny MAGE pretraining checkpoint (mage_mm layout: backbone. incl. backbone.tokenizer., neck., head.)."""
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(PRETRAIN_TINY).model)
-    model.init_weights()
-    path = str(tmp_path_factory.mktemp('mage') / 'mage_tiny.pth')
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return path
+pytestmark = pytest.mark.usefixtures('mmpretrain_scope')  # tests/conftest.py
 
 
 def data_options(root):
@@ -84,13 +57,13 @@ def val_accuracies(work):
     return [(r['accuracy/top1'], r['accuracy/top5']) for r in rows if 'accuracy/top1' in r]
 
 
-def train_and_test(config, work, labelled_root, mage_ckpt):
-    load_tool('train').main([config, '--work-dir', work, '--cfg-options', *ckpt_options(mage_ckpt),
-                             *data_options(labelled_root)])
+def train_and_test(config, work, labelled_photo_root, tiny_mage_ckpt):
+    load_tool('train').main([config, '--work-dir', work, '--cfg-options', *ckpt_options(tiny_mage_ckpt),
+                             *data_options(labelled_photo_root)])
     train_acc = val_accuracies(work)
     assert len(train_acc) == 2, 'one validation per epoch expected'
     metrics = load_tool('test').main([config, osp.join(work, 'epoch_2.pth'), '--work-dir', work + '_test',
-                                      '--cfg-options', *data_options(labelled_root)])
+                                      '--cfg-options', *data_options(labelled_photo_root)])
     top1, top5 = metrics['accuracy/top1'], metrics['accuracy/top5']
     assert (top1, top5) == train_acc[-1]  # the saved model evaluates the same
     assert 0.0 <= top1 <= top5 == 100.0  # 5 classes: top-5 covers them all
@@ -98,9 +71,11 @@ def train_and_test(config, work, labelled_root, mage_ckpt):
                                                                                      'epoch_2.pth'))['state_dict']
 
 
-def test_linear_probe_train_and_test(labelled_root, mage_ckpt, tmp_path):
-    epoch1, epoch2 = train_and_test(LP_TINY, str(tmp_path / 'lp'), labelled_root, mage_ckpt)
-    pre = safe_load(mage_ckpt)['state_dict']
+@pytest.mark.integration
+@pytest.mark.slow
+def test_linear_probe_train_and_test(labelled_photo_root, tiny_mage_ckpt, tmp_path):
+    epoch1, epoch2 = train_and_test(LP_TINY, str(tmp_path / 'lp'), labelled_photo_root, tiny_mage_ckpt)
+    pre = safe_load(tiny_mage_ckpt)['state_dict']
     # the encoder and the tokenizer are the pretraining weights, bit for bit, after training
     for k, v in epoch2.items():
         if k.startswith('backbone.tokenizer.'):
@@ -116,9 +91,11 @@ def test_linear_probe_train_and_test(labelled_root, mage_ckpt, tmp_path):
     assert not torch.equal(epoch1['head.fc.weight'], epoch2['head.fc.weight'])
 
 
-def test_finetune_train_and_test(labelled_root, mage_ckpt, tmp_path):
-    epoch1, epoch2 = train_and_test(FT_TINY, str(tmp_path / 'ft'), labelled_root, mage_ckpt)
-    pre = safe_load(mage_ckpt)['state_dict']
+@pytest.mark.integration
+@pytest.mark.slow
+def test_finetune_train_and_test(labelled_photo_root, tiny_mage_ckpt, tmp_path):
+    epoch1, epoch2 = train_and_test(FT_TINY, str(tmp_path / 'ft'), labelled_photo_root, tiny_mage_ckpt)
+    pre = safe_load(tiny_mage_ckpt)['state_dict']
     for k, v in epoch2.items():
         if k.startswith('backbone.tokenizer.'):
             assert torch.equal(v, pre[k]), k
@@ -128,9 +105,9 @@ def test_finetune_train_and_test(labelled_root, mage_ckpt, tmp_path):
     assert not torch.equal(epoch1['backbone.fc_norm.weight'], epoch2['backbone.fc_norm.weight'])
 
 
-def build_tiny_classifier(config, mage_ckpt):
+def build_tiny_classifier(config, tiny_mage_ckpt):
     cfg = Config.fromfile(config)
-    cfg.model.backbone.init_cfg.checkpoint = mage_ckpt
+    cfg.model.backbone.init_cfg.checkpoint = tiny_mage_ckpt
     model = MODELS.build(cfg.model)
     model.init_weights()
     return cfg, model
@@ -142,8 +119,8 @@ def real_batch(cfg, root, n=8):
     return default_collate([dataset[i] for i in range(n)])
 
 
-def test_linear_probe_frozen_parts_and_embedding_dropout(labelled_root, mage_ckpt):
-    cfg, model = build_tiny_classifier(LP_TINY, mage_ckpt)
+def test_linear_probe_frozen_parts_and_embedding_dropout(labelled_photo_root, tiny_mage_ckpt):
+    cfg, model = build_tiny_classifier(LP_TINY, tiny_mage_ckpt)
     cfg.optim_wrapper.optimizer.lr = 1.0  # a large step: any leak would show
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
     model.train()
@@ -151,7 +128,7 @@ def test_linear_probe_frozen_parts_and_embedding_dropout(labelled_root, mage_ckp
     assert trainable == {'head.fc.weight', 'head.fc.bias'}
     assert model.neck.bn.weight is None and model.neck.bn.bias is None and not model.neck.bn.affine
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    model.train_step(real_batch(cfg, labelled_root), optim)
+    model.train_step(real_batch(cfg, labelled_photo_root), optim)
     assert all(p.grad is None for n, p in model.named_parameters() if n not in trainable)
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}

@@ -1,7 +1,7 @@
 """A corrupt or truncated image in the FID and edit tools is an error that names the file."""
 import numpy as np
 import pytest
-from generation_utils import TINY_GEN_CFG, one_torch_thread, save_random_tiny_checkpoint  # noqa: F401
+from generation_utils import TINY_GEN_CFG, save_random_tiny_checkpoint  # noqa: F401
 from PIL import Image
 from tool_utils import load_tool
 

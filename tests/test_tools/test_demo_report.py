@@ -11,6 +11,7 @@ from PIL import Image
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 REPORT_TOOL = osp.join(ROOT, 'tools', 'analysis_tools', 'demo_report.py')
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # the whole demo, shortened (minutes)
 
 
 def _report_module():

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from generation_utils import ROOT, TINY_GEN_CFG, one_torch_thread, save_random_tiny_checkpoint  # noqa: F401
+from generation_utils import ROOT, TINY_GEN_CFG, save_random_tiny_checkpoint  # noqa: F401
 from PIL import Image
 from tool_utils import load_tool
 

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from generation_utils import ROOT, TINY_GEN_CFG, TINY_PRETRAIN_CFG, one_torch_thread, real_photo_folder  # noqa: F401
+from generation_utils import ROOT, TINY_GEN_CFG, TINY_PRETRAIN_CFG, real_photo_folder  # noqa: F401
 
 ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+# every test uses the checkpoint of a tools/train.py subprocess run; some run generate.py under torchrun
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _tool():

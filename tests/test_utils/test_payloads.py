@@ -15,7 +15,6 @@ import torch
 from generation_utils import (  # noqa: F401
     TINY_GEN_CFG,
     TINY_PRETRAIN_CFG,
-    one_torch_thread,
     real_photo_folder,
     save_random_tiny_checkpoint,
 )
