@@ -361,8 +361,7 @@ def bench_parity(dump_path: str, device: torch.device) -> dict:
 
 def decode_replay(model, dump: dict, device: torch.device) -> Optional[bool]:
     """The official decoding trajectory with its recorded draws (reported; near-ties may flip on a GPU)."""
-    from mage_mm.models.generators import ReplaySampler, iterative_decode
-    from mage_mm.models.generators.decoding import DecodingOptions
+    from mage_mm.models.generators import DecodingOptions, ReplaySampler, iterative_decode
     loop = dump.get('generation_loop')
     if loop is None:
         return None
@@ -538,7 +537,7 @@ def generation_setup(args, device: torch.device):
     """
     from mmengine.config import Config
 
-    from mage_mm.models.generators.decoding import DecodingOptions
+    from mage_mm.models.generators import DecodingOptions
     # its custom_imports load mmagic (generator, FID metric): not needed for the decoding math
     gen_cfg = Config.fromfile(GENERATION_CONFIG, import_custom_modules=False)
     options = DecodingOptions(**{k: gen_cfg.model[k] for k in DecodingOptions.__dataclass_fields__
