@@ -100,6 +100,12 @@ class MAGEViT(StrictPretrainedMixin, BaseModule):
         mask_ratio_max (float): Upper bound. Defaults to 1.0.
         mask_ratio_mu (float): Mean of the Gaussian. Defaults to 0.55.
         mask_ratio_std (float): Std of the Gaussian. Defaults to 0.25.
+        ratio_group_size (int, optional): Draw one masking ratio per group of
+            this many samples of a forward instead of one per forward. The
+            official run draws one per process per step (64 GPUs x 64 images =
+            64 ratios a step); 8 processes x 512 with ``ratio_group_size=64``
+            draw the same 64 per step. Defaults to None: one per forward (the
+            official per-process rule).
         out_type (str): Plain-feature output: ``'raw'`` (B, 1 + N, D) after the
             final norm, ``'cls_token'`` (class slot after the final norm),
             ``'avg_featmap'`` (mean of image tokens of the block output without
@@ -147,6 +153,7 @@ class MAGEViT(StrictPretrainedMixin, BaseModule):
                  mask_ratio_max: float = 1.0,
                  mask_ratio_mu: float = 0.55,
                  mask_ratio_std: float = 0.25,
+                 ratio_group_size: Optional[int] = None,
                  out_type: str = 'raw',
                  out_indices: Union[int, Sequence[int]] = -1,
                  frozen_stages: int = -1,
@@ -182,6 +189,9 @@ class MAGEViT(StrictPretrainedMixin, BaseModule):
         self.out_type = out_type
         self.mask_ratio_min = mask_ratio_min
         self.ratio_sampler = TruncatedGaussianRatio(mask_ratio_min, mask_ratio_max, mask_ratio_mu, mask_ratio_std)
+        if ratio_group_size is not None and ratio_group_size < 1:
+            raise ValueError(f'ratio_group_size must be >= 1 or None, got {ratio_group_size}')
+        self.ratio_group_size = ratio_group_size
 
         self.token_emb = MAGETokenEmbedding(self.vocab_size, self.embed_dims, self.num_tokens + 1, norm_eps,
                                             drop_rate if embed_drop_rate is None else embed_drop_rate)
@@ -316,6 +326,17 @@ class MAGEViT(StrictPretrainedMixin, BaseModule):
     def sample_masks(self, batch_size: int, num_tokens: int, device=None,
                      ratio: Optional[float] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Draw one ratio (or use ``ratio``) and per-sample masks, (B, 1 + N) bool each."""
+        group = self.ratio_group_size
+        if ratio is None and group is not None and batch_size > group:
+            # one ratio per sub-batch of `group` samples; every sample still drops the same count
+            ratios = self.ratio_sampler.sample(-(-batch_size // group))
+            counts = [mask_counts(num_tokens, float(r), self.mask_ratio_min) for r in ratios]
+            num_dropped = counts[0][1]
+            masked = torch.tensor([c[0] for c in counts], device=device).repeat_interleave(group)[:batch_size]
+            # the rule of random_token_masks with a per-sample masked count: the dropped set stays a subset
+            ranks = torch.rand(batch_size, num_tokens, device=device).argsort(dim=1).argsort(dim=1)
+            drop, all_ = ranks < num_dropped, ranks < masked[:, None]
+            return self._with_class_column(drop, num_tokens), self._with_class_column(all_, num_tokens)
         ratio = self.ratio_sampler.sample() if ratio is None else ratio
         num_masked, num_dropped = mask_counts(num_tokens, ratio, self.mask_ratio_min)
         drop, all_ = random_token_masks(batch_size, num_tokens, num_masked, num_dropped, device=device)
