@@ -18,7 +18,9 @@ Sections, in this order, each skipped with a note once ``--budget-s`` would be e
    built from the pretraining configs, in fp16 (official recipe) and bf16, per-GPU batch 64/128/256
    (an OOM is recorded and larger batches of that setting skipped): images/s, step time, peak memory,
    TFLOP/s and MFU, with FLOPs counted by ``flops.pretrain_flops`` (tokenizer + encoder + decoder +
-   head; see its docstring). Data are random uint8 images already on the GPU (no loader in the timing).
+   head; see its docstring); MFU is over the bf16 ceiling of section 1 for fp16 rows too (the same dense
+   rate on Hopper). Data are random uint8 images already on the GPU (no loader in the timing); AMP rows
+   run with PyTorch's default TF32 settings, as training does.
 4. ``loss_vs_fp32``: the loss of the fp16/bf16 forward against fp32 (TF32 off) on the same batch,
    weights, masks and masking ratio, dropout off: relative difference; token agreement of the
    tokenizer under autocast.
