@@ -31,7 +31,8 @@ Sections, in this order, each skipped with a note once ``--budget-s`` would be e
    :func:`generation_setup` for why not through mmagic's ``MAGEGenerator``) under bf16 autocast, then
    the VQGAN decode of the whole batch at once (``MAGEGenerator.tokens_to_images`` decodes one image
    at a time so that PNGs do not depend on the batch size; that way is timed too, at the first batch):
-   images/s and the projected time for 50,000 images, for batch 64 and 256.
+   images/s and the projected time for 50,000 images, for batch 64 and 256, and at 256 once more with
+   the official single random stream (``seed_mode='batch'``) instead of one stream per image.
 7. ``extras``: bf16 with the fused half-precision attention (``fp32_attention=False``), with the
    tokenizer encoding under autocast too (``MAGEVQGAN.autocast_encode=True``; by default it encodes in
    fp32 so that token ids do not depend on the precision), and ``torch.compile`` of the transformer
@@ -48,6 +49,7 @@ outputs so that tokens are diverse (a random-init codebook maps every patch to o
 import argparse
 import contextlib
 import copy
+import dataclasses
 import datetime
 import gc
 import glob
@@ -566,10 +568,13 @@ def bench_generation(batches: List[int], args, device: torch.device, timer: Time
     per_image = flop_count.generation_flops(cfg.model, args.image_size, options.num_iter)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16)
     rows = []
-    for batch in batches:
-        row: Dict[str, Any] = dict(batch=batch, precision='bf16', num_iter=options.num_iter,
-                                   choice_temperature=options.choice_temperature, seed_mode=options.seed_mode)
-        if not budget.allows(f'generation b{batch}', args.gen_item_s):
+    # the config's per-image seeds (one random stream per image), then the official single-stream order at the
+    # largest batch: what per-image reproducibility costs in sampling launches
+    plan = [(b, options) for b in batches] + [(batches[-1], dataclasses.replace(options, seed_mode='batch'))]
+    for batch, opts in plan:
+        row: Dict[str, Any] = dict(batch=batch, precision='bf16', num_iter=opts.num_iter,
+                                   choice_temperature=opts.choice_temperature, seed_mode=opts.seed_mode)
+        if not budget.allows(f'generation b{batch} {opts.seed_mode}', args.gen_item_s):
             row['status'] = 'skipped (budget)'
             rows.append(row)
             continue
@@ -578,7 +583,7 @@ def bench_generation(batches: List[int], args, device: torch.device, timer: Time
 
         def tokens():
             with autocast:
-                holder['ids'] = generate_tokens(model, seeds, options)
+                holder['ids'] = generate_tokens(model, seeds, opts)
 
         def decode():
             with torch.no_grad(), autocast:
@@ -605,7 +610,7 @@ def bench_generation(batches: List[int], args, device: torch.device, timer: Time
                    flops_per_image=per_image['total'], tflops=per_image['total'] * batch / total / 1e12)
         if peak_tflops:
             row['mfu'] = row['tflops'] / peak_tflops
-        if batch == batches[0] and budget.allows('per-image VQGAN decode', args.gen_item_s / 2):
+        if len(rows) == 0 and budget.allows('per-image VQGAN decode', args.gen_item_s / 2):
             # MAGEGenerator.tokens_to_images decodes one image at a time: timed the same way, for comparison
             def per_image_decode():
                 with torch.no_grad(), autocast:
@@ -672,7 +677,8 @@ def table(res: dict) -> str:
                   '50k images | MFU | status |', '|---|---:|---:|---:|---:|---:|---:|---:|---|']
         for r in res['generation']:
             proj = r.get('projected_50k_s')
-            lines.append(f"| {r['precision']} {r['num_iter']} steps | {r['batch']} | {fmt(r.get('images_per_s'))} | "
+            lines.append(f"| {r['precision']} {r['num_iter']} steps, seeds {r['seed_mode']} | {r['batch']} | "
+                         f"{fmt(r.get('images_per_s'))} | "
                          f"{fmt(r.get('tokens_s'), '.3f')} | {fmt(r.get('batched_decode_s'), '.3f')} | "
                          f"{fmt(r.get('per_image_decode_s'), '.3f')} | "
                          f"{fmt(proj / 60 if proj is not None else None)}{' min' if proj is not None else ''} | "

@@ -98,7 +98,8 @@ def test_dry_run_end_to_end(dry_run, bench):
         assert r['rel_diff'] < 1e-2 and 0 < r['logits_rel_diff'] < 5e-2 and r['token_agreement'] > 0.9, r
     assert [s['arch'] for s in res['stability']] == ['vit-b', 'vit-l']
     assert all(s['passed'] and s['steps'] == 3 for s in res['stability'])
-    assert [g['batch'] for g in res['generation']] == [2, 4]
+    assert [(g['batch'], g['seed_mode']) for g in res['generation']] == [(2, 'per_image'), (4, 'per_image'),
+                                                                         (4, 'batch')]
     for g in res['generation']:
         assert g['status'] == 'ok' and g['images_finite'] and g['image_shape'] == [g['batch'], 3, 64, 64], g
         assert g['num_iter'] == 20 and g['choice_temperature'] == 6.0
