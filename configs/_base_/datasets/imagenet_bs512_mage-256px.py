@@ -18,6 +18,9 @@ train_dataloader = dict(
     persistent_workers=True,
     pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
+    # the official loader drops the last partial batch: 312 iterations per epoch at 4096 (the iteration-based
+    # schedules, converted from epochs with len(train_dataloader), count 312 too)
+    drop_last=True,
     collate_fn=dict(type='default_collate'),
     dataset=dict(type=dataset_type, data_root=data_root, data_prefix='train', with_label=False,
                  pipeline=train_pipeline),
