@@ -1,6 +1,5 @@
 """Editing (inpaint / outpaint / uncrop): known tokens are kept exactly, through the API, the tool
 and mmagic's inpainting inferencer. Tiny *random-weight* MAGE, real photo crops."""
-import importlib.util
 import os.path as osp
 
 import numpy as np
@@ -13,6 +12,7 @@ from generation_utils import ROOT, TINY_GEN_CFG, real_photo_folder, \
     save_random_tiny_checkpoint  # noqa: F401
 from mage_mm.apis import init_generator, load_rgb01
 from mage_mm.models.generators import edit_mask, schedule_counts, token_mask_from_pixels
+from tool_utils import load_tool
 
 
 @pytest.fixture(scope='module')
@@ -90,9 +90,7 @@ def test_inpainting_inferencer(setup, tmp_path):
 @pytest.mark.integration
 def test_edit_tool(setup, tmp_path):
     _, ckpt, _, folder = setup
-    spec = importlib.util.spec_from_file_location('edit_tool', osp.join(ROOT, 'tools', 'edit.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('edit')
     image = osp.join(folder, 'img_00001.png')
     tool.main([TINY_GEN_CFG, ckpt, '--image', image, '--task', 'outpaint', '--box', '8', '8', '24', '24',
                '--out', str(tmp_path / 'out.png'), '--num-samples', '2', '--panel', str(tmp_path / 'panel.png'),

@@ -1,6 +1,5 @@
 """tools/dataset_converters/prepare_fashion_mnist.py on a small slice of Debian's Fashion-MNIST."""
 import gzip
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -99,9 +98,7 @@ def test_tool_on_a_small_slice(debian_files, test_split, tmp_path):
 
 
 def test_missing_source_names_the_debian_package(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location('prepare_fashion_mnist', TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('dataset_converters/prepare_fashion_mnist')
     assert tool.main([str(tmp_path / 'out'), '--root', str(tmp_path / 'none')]) == 1
     err = capsys.readouterr().err
     assert 'apt-get install dataset-fashion-mnist' in err and 'train-images-idx3-ubyte.gz' in err

@@ -1,6 +1,5 @@
 """KNNEvalHook: kNN / quick linear-probe accuracy during a real tiny MAGE pretraining run."""
 import glob
-import importlib.util
 import json
 import os.path as osp
 
@@ -13,6 +12,7 @@ from mmpretrain.registry import DATASETS, MODELS
 from mage_mm.datasets import packaged_photo_paths, random_crops, write_image_folder
 from mage_mm.evaluation import knn_scores, linear_probe_scores, pool_features, topk_accuracy
 from mage_mm.utils.checkpoint import safe_load
+from tool_utils import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PRETRAIN_TINY = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')
@@ -72,9 +72,7 @@ def test_hook_during_tiny_mage_pretraining(labelled_root, tmp_path):
                       f"custom_hooks = [dict(type='KNNEvalHook', train_dataloader={loader('train')!r}, "
                       f"val_dataloader={loader('val')!r}, interval=2, by_epoch=False, k=5, "
                       "linear_probe_steps=30, eval_before_train=True)]\n")
-    spec = importlib.util.spec_from_file_location('mage_mm_tools_train', osp.join(ROOT, 'tools', 'train.py'))
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
+    train = load_tool('train')
     work = str(tmp_path / 'work')
     train.main([str(config), '--work-dir', work, '--cfg-options', f'train_dataloader.dataset.data_root={labelled_root}',
                 'train_cfg.max_iters=4', 'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1'])

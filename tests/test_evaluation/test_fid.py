@@ -21,6 +21,7 @@ from generation_utils import (TINY_GEN_CFG, real_photo_folder,  # noqa: F401
 from mage_mm.evaluation import (TFInceptionFeatures, cached_reference_stats, compute_folder_features,
                                 feature_statistics, fid_from_features, frechet_distance, list_images,
                                 load_reference_image, load_stats, save_stats, tf1_bilinear_resize)
+from tool_utils import load_tool
 
 
 @pytest.fixture(scope='module')
@@ -127,14 +128,8 @@ def test_reference_statistics_are_cached_by_content(inception, real_dirs, tmp_pa
 
 @pytest.mark.integration
 def test_tools_reference_stats_and_compute_fid(real_dirs, tmp_path):
-    import importlib.util
-    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
     def tool(name):
-        spec = importlib.util.spec_from_file_location(name, osp.join(root, 'tools', 'analysis_tools', f'{name}.py'))
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
+        return load_tool(f'analysis_tools/{name}')
 
     folder = real_photo_folder(str(tmp_path / 'real'), 4, 32, seed=4)
     path = tool('fid_reference_stats').main([folder, '--cache-dir', str(tmp_path / 'cache'), '--batch-size', '4'])

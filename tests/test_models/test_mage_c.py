@@ -1,6 +1,5 @@
 """MAGE-C: two views through the real MultiView pipeline, MAGE + contrastive loss, gradients."""
 import glob
-import importlib.util
 import json
 import os.path as osp
 
@@ -15,6 +14,7 @@ from mmpretrain.registry import DATASETS, MODELS
 from mage_mm.datasets import packaged_photo_paths, random_crops, write_image_folder
 from mage_mm.models.algorithms import MAGE, MAGEC
 from mage_mm.utils.checkpoint import safe_load
+from tool_utils import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = osp.join(ROOT, 'configs', 'mage', 'mage-c_vit-tiny_1xb8-20iters_photo-crops-32px.py')
@@ -118,9 +118,7 @@ def test_one_view_is_a_clear_error(image_dir):
 @pytest.mark.integration
 @pytest.mark.slow
 def test_tiny_magec_config_trains_through_tools_train(image_dir, tmp_path):
-    spec = importlib.util.spec_from_file_location('mage_mm_tools_train', osp.join(ROOT, 'tools', 'train.py'))
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
+    train = load_tool('train')
     work = str(tmp_path / 'work')
     train.main([CFG, '--work-dir', work, '--cfg-options', f'train_dataloader.dataset.data_root={image_dir}',
                 'train_cfg.max_iters=3', 'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=3'])

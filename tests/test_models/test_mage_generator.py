@@ -109,7 +109,8 @@ def test_checkpoint_errors_are_clear(tiny_mage_ckpt, tmp_path):
     with pytest.raises(ValueError, match='tokenizer/model size mismatch'):
         init_generator(TINY_GEN_CFG, tiny_mage_ckpt, cfg_options={'model.backbone.tokenizer.arch': dict(
             _delete_=True, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, z_channels=32, num_codes=256)})
-    official = {k.replace('backbone.', ''): v for k, v in torch.load(tiny_mage_ckpt, weights_only=True)['state_dict'].items()
+    official = {k.replace('backbone.', ''): v
+                for k, v in torch.load(tiny_mage_ckpt, weights_only=True)['state_dict'].items()
                 if k.startswith('backbone.')}
     torch.save(official, tmp_path / 'official_layout.pth')
     with pytest.raises(ValueError, match='mage_to_mmpretrain'):

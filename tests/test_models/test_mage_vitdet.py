@@ -16,6 +16,7 @@ from mage_mm.datasets import packaged_photo_paths, random_crops
 from mage_mm.models.backbones import MAGEViT
 from mage_mm.models.backbones.mage_vitdet import MAGEViTDet
 from mage_mm.models.necks.simple_fpn import SimpleFeaturePyramid
+from tool_utils import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = osp.join(ROOT, 'configs', 'detection', 'vitdet_mask-rcnn_mage-vit-tiny_1xb2-4iters_photo-coco-64px.py')
@@ -215,10 +216,7 @@ def test_full_config_is_the_vitdet_recipe():
 def test_tiny_config_trains_and_evaluates_through_tools_train(coco_root, tiny_mage_ckpt, tmp_path):
     """mmdet's own loops: LSJ pipeline, 2 iterations, then COCO bbox/segm evaluation (pycocotools)."""
     import glob
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('mage_mm_tools_train', osp.join(ROOT, 'tools', 'train.py'))
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
+    train = load_tool('train')
     work = str(tmp_path / 'work')
     ann = osp.join(coco_root, 'annotations', 'val.json')
     train.main([TINY, '--work-dir', work, '--cfg-options', f'model.backbone.init_cfg.checkpoint={tiny_mage_ckpt}',

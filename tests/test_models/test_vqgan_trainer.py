@@ -1,6 +1,5 @@
 """Tokenizer training (VQGANTokenizerTrainer): losses, GAN start, codebook monitoring, metric, Runner run."""
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -22,6 +21,7 @@ from mage_mm.evaluation import VQReconstructionMetric, psnr
 from mage_mm.apis import load_tokenizer, read_tokenizer
 from mage_mm.models.utils.codebook import codebook_stats
 from mage_mm.utils.checkpoint import safe_load
+from tool_utils import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = osp.join(ROOT, 'configs', 'tokenizer', 'vqgan_tiny-f4_1xb8-20iters_photo-crops-32px.py')
@@ -281,10 +281,7 @@ def test_tools_train_with_validation_export_and_load_into_mage(image_dir, tmp_pa
     assert any(k.startswith('tokenizer.') for k in sd) and any(k.startswith('discriminator.') for k in sd)
 
     # the export tool writes the plain MAGEVQGAN state dict with its arch
-    spec = importlib.util.spec_from_file_location(
-        'export_vqgan_tokenizer', osp.join(ROOT, 'tools', 'model_converters', 'export_vqgan_tokenizer.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('model_converters/export_vqgan_tokenizer')
     exported = str(tmp_path / 'vqgan_tokenizer.pth')
     assert tool.main([work, exported]) == 0  # a work dir: its last_checkpoint
     out = safe_load(exported)

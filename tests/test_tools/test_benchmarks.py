@@ -1,7 +1,6 @@
 """Linear-probe and fine-tune benchmarks: tiny configs through tools/train.py and tools/test.py on
 labelled real photo crops, frozen parts, layer-wise lr decay, the official data path and LARS rule."""
 import glob
-import importlib.util
 import json
 import math
 import os.path as osp
@@ -18,6 +17,7 @@ from mage_mm.engine import MAGELARS
 from mage_mm.utils.checkpoint import safe_load
 from mage_mm.converters import convert_official
 from parity_utils import backbone_cfg, tokenizer_cfg
+from tool_utils import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BENCH = osp.join(ROOT, 'configs', 'mage', 'benchmarks')
@@ -38,15 +38,6 @@ def data_options(root):
 
 def ckpt_options(ckpt):
     return [f'model.backbone.init_cfg.checkpoint={ckpt}']  # backbone.* holds the tokenizer too
-
-
-def load_tool(name):
-    """tools/<name>.py as a module: its ``main(argv)`` is the command line, run in this process
-    (saves the ~7 s interpreter start and imports per call)."""
-    spec = importlib.util.spec_from_file_location(f'mage_mm_tools_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def val_accuracies(work):

@@ -1,5 +1,4 @@
 """`make demo` shortened (DEMO_SHORT=1: a few iterations per stage) and the report tool on its real outputs."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -8,6 +7,7 @@ import sys
 
 import pytest
 from PIL import Image
+from tool_utils import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 REPORT_TOOL = osp.join(ROOT, 'tools', 'analysis_tools', 'demo_report.py')
@@ -15,10 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]  # the whole demo, shor
 
 
 def _report_module():
-    spec = importlib.util.spec_from_file_location('demo_report', REPORT_TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('analysis_tools/demo_report')
 
 
 @pytest.fixture(scope='module')

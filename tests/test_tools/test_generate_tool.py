@@ -1,5 +1,4 @@
 """tools/generate.py: a tools/train.py checkpoint → PNGs, resume, batch/process independence, errors."""
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -10,6 +9,7 @@ import pytest
 from PIL import Image
 
 from generation_utils import ROOT, TINY_GEN_CFG, TINY_PRETRAIN_CFG, real_photo_folder  # noqa: F401
+from tool_utils import load_tool
 
 ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
 # every test uses the checkpoint of a tools/train.py subprocess run; some run generate.py under torchrun
@@ -17,10 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('generate_tool', osp.join(ROOT, 'tools', 'generate.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool('generate')
 
 
 generate = _tool()
@@ -57,8 +54,10 @@ def test_pretraining_never_imports_mmagic(training_run):
     """`import mage_mm` (what pretraining configs import) must not pull in mmagic; the generation
     modules do, and only generation configs import them."""
     imported = [line.split('|')[-1].strip() for line in training_run[1].splitlines() if line.startswith('import time:')]
-    assert any(name == 'mage_mm.register' for name in imported) and any(name.startswith('mmpretrain') for name in imported)
-    assert not [name for name in imported if name.split('.')[0] in ('mmagic', 'mmdet')]
+    assert any(name == 'mage_mm.register' for name in imported)
+    assert any(name.startswith('mmpretrain') for name in imported)
+    # (mmdet does get imported: by mmpretrain's own model zoo, mmpretrain/models/utils/res_layer_extra_norm.py)
+    assert not [name for name in imported if name.split('.')[0] == 'mmagic']
     assert not [name for name in imported if name in ('mage_mm.models.generators.mage_generator',
                                                       'mage_mm.evaluation.metrics', 'mage_mm.models.detection')]
 
