@@ -150,6 +150,8 @@ def test_wheel_list_pins_and_requirements(guard):
         here = BUILT_FROM.get(name, name)
         if here in constraints:
             assert version == constraints[here], f'{name}: wheels.txt {version} vs constraints {constraints[here]}'
+        # the dry run tests the venv's versions: a carried wheel must be that version (after an upgrade of the
+        # venv, set the new pin in wheels.txt and rebuild .whl/ as benchmarks/gpu/README.md says)
         assert md.version(here) == version, f'{name}: the CPU venv (where the dry run passes) has {md.version(here)}'
         for req in md.requires(here) or []:
             r = Requirement(req)
