@@ -1,6 +1,6 @@
 """MAGE on one GPU: CUDA parity, pretraining step throughput/memory/MFU, AMP loss checks, generation speed.
 
-    python benchmarks/gpu/bench_gpu.py [--out DIR] [--budget-s 480] [--no-compile]
+    python benchmarks/gpu/bench_gpu.py [--out DIR] [--budget-s 330] [--no-compile]
     python benchmarks/gpu/bench_gpu.py --dry-run --out /tmp/bench   # tiny sizes on CPU (``make test`` runs it)
 
 On a lent card, ``bash benchmarks/gpu/run.sh`` installs the carried wheels (``.whl/``, see
@@ -707,7 +707,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--dry-run', action='store_true', help='tiny sizes on CPU (the test suite runs this)')
     p.add_argument('--out', default=os.environ.get('OUT') or osp.join(ROOT, 'work_dirs', 'bench_gpu'))
-    p.add_argument('--budget-s', type=float, default=480.0, help='hard wall-clock budget of the whole run')
+    p.add_argument('--budget-s', type=float, default=330.0, help='hard wall-clock budget of the whole run')
     p.add_argument('--parity-dump', default=os.environ.get('MAGE_PARITY_DUMP', DEFAULT_DUMP))
     p.add_argument('--archs', default='vit-b,vit-l')
     p.add_argument('--batches', default=None, help='comma list (default 64,128,256; dry run 2,4)')

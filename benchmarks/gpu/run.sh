@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a lent GPU machine (bare image: Python 3.12, torch 2.11 CUDA 13, no OpenMMLab, no network), from the
 # repository root:
-#   bash benchmarks/gpu/run.sh [bench_gpu.py options, e.g. --budget-s 480]
+#   bash benchmarks/gpu/run.sh [bench_gpu.py options, e.g. --budget-s 330]
 # Needs, carried with the working tree (see benchmarks/gpu/README.md): .whl/ (one wheel per line of
 # benchmarks/gpu/wheels.txt) and .parity/official_tiny_seed0.pt. Writes bench_gpu.json, bench_gpu_table.md,
 # bench_gpu.log and nvidia-smi.txt to $OUT (default work_dirs/bench_gpu) and prints the table last.
