@@ -28,3 +28,6 @@ train_pipeline = [
 train_dataloader = dict(batch_size=128, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=128)
 test_dataloader = val_dataloader
+# the official evaluation runs under torch.cuda.amp.autocast (fp16), as its training
+val_cfg = dict(fp16=True)
+test_cfg = dict(fp16=True)

@@ -16,3 +16,6 @@ param_scheduler = [
          convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=50)
+# the official evaluation runs under torch.cuda.amp.autocast (fp16), as its training
+val_cfg = dict(fp16=True)
+test_cfg = dict(fp16=True)

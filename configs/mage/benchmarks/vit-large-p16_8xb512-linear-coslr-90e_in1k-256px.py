@@ -10,3 +10,6 @@ model = dict(
     head=dict(in_channels=1024),
 )
 optim_wrapper = dict(optimizer=dict(lr=0.05 * 4096 / 256))
+# the official evaluation runs under torch.cuda.amp.autocast (fp16), as its training
+val_cfg = dict(fp16=True)
+test_cfg = dict(fp16=True)

@@ -45,6 +45,9 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=90, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
+# the official probe evaluates with rank 0's BatchNorm statistics (torch's DDP broadcasts buffers by default,
+# mmengine's default wrapper does not)
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', broadcast_buffers=True)
 auto_scale_lr = dict(base_batch_size=total_batch_size)
 
 default_hooks = dict(
