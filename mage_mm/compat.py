@@ -13,8 +13,10 @@ and does nothing when its gate is closed. :data:`APPLIED` records what :func:`ap
    calls ``torch.load(filename, map_location)`` without ``weights_only``; torch 2.6 made
    ``weights_only=True`` the default, which refuses mmengine's own Runner checkpoints (``HistoryBuffer``,
    numpy arrays, ``getattr``), so ``resume``, ``load_from`` and ``init_cfg=Pretrained`` fail
-   (https://github.com/open-mmlab/mmengine/issues/1655; the proposed upstream fix, PR #1650, passes
-   ``weights_only=False``, which would let any checkpoint run code on load). The shim re-registers the
+   (https://github.com/open-mmlab/mmengine/issues/1655). Upstream's fix, PR #1670 (merged after the 0.10.7
+   release), passes ``weights_only=False``, which lets any checkpoint run code on load; that is why
+   requirements/runtime.txt pins mmengine==0.10.7 and why this gate must be revisited before mmengine is
+   upgraded (past 0.10.7 it closes, and mmengine's own loader would be used). The shim re-registers the
    ``''`` (local path) scheme of mmengine's ``CheckpointLoader`` with
    :func:`mage_mm.utils.checkpoint.safe_load`: ``weights_only=True`` with an explicit allow-list that
    includes a ``getattr`` restricted to ``HistoryBuffer``'s own statistics methods. Checkpoints written by
@@ -23,8 +25,8 @@ and does nothing when its gate is closed. :data:`APPLIED` records what :func:`ap
 2. ``cpu_distributed_init`` (gate: mmengine <= 0.10.7 and no CUDA device). mmengine's
    ``mmengine.dist.utils._init_dist_pytorch`` calls ``torch.cuda.set_device(local_rank)`` for every
    backend, which raises on a CPU build of torch (``torch._C`` has no ``_cuda_setDevice``), so
-   ``--launcher pytorch`` (``tools/dist_train.sh``) cannot run CPU (gloo) jobs. No upstream issue found;
-   the code path is unchanged on mmengine's main branch as of 0.10.7. The shim skips ``set_device`` for
+   ``--launcher pytorch`` (``tools/dist_train.sh``) cannot run CPU (gloo) jobs (mmengine 0.10.7,
+   ``mmengine/dist/utils.py``; we found no upstream issue). The shim skips ``set_device`` for
    ``backend='gloo'`` with the torch init backend only; every other case calls mmengine's function.
 
 Two more incompatibilities hit before any config is read (torchvision's op schemas beside a CPU torch,
