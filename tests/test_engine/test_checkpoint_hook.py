@@ -189,3 +189,34 @@ def test_nan_or_explosion_stops_before_any_bad_checkpoint(image_dir, tmp_path, b
         sd = safe_load(path)['state_dict']
         worst = max(float(v.abs().max()) for v in sd.values() if v.is_floating_point() and v.numel())
         assert worst < 1e6, (path, worst)
+
+
+MAGEC_CFG = osp.join(ROOT, 'configs', 'mage', 'mage-c_vit-tiny_1xb8-20iters_photo-crops-32px.py')
+BENCH = osp.join(ROOT, 'configs', 'mage', 'benchmarks')
+LP_TINY = osp.join(BENCH, 'vit-tiny_1xb8-linear-coslr-2e_photo-crops-5cls-32px.py')
+FT_TINY = osp.join(BENCH, 'vit-tiny_1xb8-coslr-2e_photo-crops-5cls-32px.py')
+
+
+def test_nan_stop_mage_c(image_dir, tmp_path):
+    work = str(tmp_path / 'w')
+    cfg = _jump_config(tmp_path, MAGEC_CFG, 6)
+    opts = common(image_dir, 1) + ['default_hooks.checkpoint.max_keep_ckpts=2', 'train_cfg.max_iters=12']
+    res = run(train_cmd(cfg, work, *opts), expect_ok=False)
+    assert res.returncode != 0 and 'training stopped at iteration 7' in res.stderr, res.stderr[-3000:]
+    assert f'The last good checkpoint is {osp.join(work, "iter_6.pth")}' in res.stderr
+    assert sorted(osp.basename(p) for p in glob.glob(osp.join(work, '*.pth'))) == ['iter_5.pth', 'iter_6.pth']
+
+
+@pytest.mark.parametrize('base', [LP_TINY, FT_TINY], ids=['linear-probe', 'fine-tune'])
+def test_nan_stop_probe_and_finetune(labelled_photo_root, tiny_mage_ckpt, tmp_path, base):
+    """Epoch-based classifier loops (3 iterations an epoch): the lr jumps at iteration 5, in epoch 2; the run stops
+    there and names epoch_1.pth, the last good checkpoint."""
+    work = str(tmp_path / 'w')
+    cfg = _jump_config(tmp_path, base, 4)
+    opts = [f'model.backbone.init_cfg.checkpoint={tiny_mage_ckpt}', 'default_hooks.logger.interval=1'] + [
+        f'{loader}.dataset.data_root={labelled_photo_root}' for loader in ('train_dataloader', 'val_dataloader',
+                                                                          'test_dataloader')]
+    res = run(train_cmd(cfg, work, *opts), expect_ok=False)
+    assert res.returncode != 0 and 'training stopped at iteration 5' in res.stderr, res.stderr[-3000:]
+    assert f'The last good checkpoint is {osp.join(work, "epoch_1.pth")}' in res.stderr
+    assert sorted(osp.basename(p) for p in glob.glob(osp.join(work, '*.pth'))) == ['epoch_1.pth']
