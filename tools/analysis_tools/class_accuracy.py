@@ -9,7 +9,7 @@ configs/classifier/lenet5_1xb64-12e_fashion-mnist-32px.py, or a fine-tuned MAGE 
 test pipeline is used. FOLDER: images written by ``tools/generate.py --classes ...`` (a flat folder
 with ``labels.txt``: ``<file> <class id>`` per line) or a class-folder tree of real images (classes =
 sorted sub-folder names, as for training; use it for the classifier's accuracy on real test images).
-``--fid-reference`` also computes the FID of each folder with the offline TF-Inception
+``--fid-reference`` also computes the FID of each generated folder (one with a labels file) with the offline TF-Inception
 (mage_mm.evaluation.fid, as tools/analysis_tools/compute_fid.py). The result (accuracy in %, per
 class, counts, confusion matrix, FID) is printed and written to ``--out``.
 """
@@ -60,11 +60,11 @@ def main(argv=None) -> dict:
         dataset = DATASETS.build(labelled_dataset_cfg(folder, pipeline, args.labels))
         preds, labels = classify_dataset(model, dataset, args.batch_size)
         res = class_accuracy(preds, labels, num_classes)
-        if fid_ref is not None:
-            res['fid'] = _fid(args, folder, fid_ref)
+        if fid_ref is not None and (args.labels or osp.isfile(osp.join(folder, 'labels.txt'))):
+            res['fid'] = _fid(args, folder, fid_ref)  # generated folders only (real class-folder trees: accuracy)
         results[folder] = res
         print(f'[class_accuracy] {folder}: {res["num_images"]} images, accuracy {res["accuracy"]:.2f} %'
-              + (f', FID {res["fid"]["fid"]:.2f}' if fid_ref is not None else ''), flush=True)
+              + (f', FID {res["fid"]["fid"]:.2f}' if 'fid' in res else ''), flush=True)
     out = dict(classifier=dict(config=args.config, checkpoint=osp.abspath(args.checkpoint)), results=results)
     if args.out:
         from mage_mm.utils.atomic import atomic_write
