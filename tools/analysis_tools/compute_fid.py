@@ -29,8 +29,13 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     from tqdm import tqdm
 
-    from mage_mm.evaluation.fid import compute_folder_features, feature_statistics, fid_from_features, list_images, \
-        load_stats
+    from mage_mm.evaluation.fid import (
+        compute_folder_features,
+        feature_statistics,
+        fid_from_features,
+        list_images,
+        load_stats,
+    )
     from mage_mm.evaluation.inception import TFInceptionFeatures
 
     net = TFInceptionFeatures(args.inception).to(args.device)

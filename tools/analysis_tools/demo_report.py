@@ -146,9 +146,9 @@ def reconstruction_grid(tokenizer_path: str, image_dir: str, num: int, out_path:
     import torch
     from PIL import Image
 
+    from mage_mm.apis import load_tokenizer
     from mage_mm.evaluation.reconstruction import psnr
     from mage_mm.models.losses import LPIPS
-    from mage_mm.apis import load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_path)
     images = [np.asarray(Image.open(p).convert('RGB')) for p in pick_images(image_dir, num)]

@@ -42,14 +42,20 @@ def main(argv=None) -> str:
     args = parse_args(argv)
     from tqdm import tqdm
 
-    from mage_mm.evaluation.fid import (cached_reference_stats, compute_folder_stats, list_images,
-                                        reference_protocol, save_stats)
+    from mage_mm.evaluation.fid import (
+        cached_reference_stats,
+        compute_folder_stats,
+        list_images,
+        reference_protocol,
+        save_stats,
+    )
     from mage_mm.evaluation.inception import TFInceptionFeatures
 
     files = list_images(args.folder)
     net = TFInceptionFeatures(args.inception).to(args.device)
-    from mage_mm.engine.precision import autocast_callable
     import torch
+
+    from mage_mm.engine.precision import autocast_callable
     net.forward = autocast_callable(net.forward, args.precision or 'fp32', torch.device(args.device).type)
     bar = tqdm(total=len(files) if args.max_images is None else min(len(files), args.max_images),
                desc='inception features', unit='img')
