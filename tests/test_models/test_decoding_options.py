@@ -6,12 +6,12 @@ command lines of ``tools/generate.py`` and ``tools/edit.py``.
 """
 import pytest
 import torch
+from generation_utils import TINY_GEN_CFG
+from tool_utils import load_tool
 
 import mage_mm.models.generators.mage_generator  # noqa: F401  registers MAGEGenerator in mmagic
-from generation_utils import TINY_GEN_CFG
 from mage_mm.apis import init_generator
 from mage_mm.models.generators import DecodingOptions, PerImageSampler, iterative_decode
-from tool_utils import load_tool
 
 # (option, bad value, CLI flag or None where argparse's choices refuse it first, expected message)
 BAD = [

@@ -10,9 +10,9 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
+from tool_utils import REPO_ROOT
 
 from mage_mm.utils.checkpoint import TOKENIZER_KEY_PREFIX, safe_load
-from tool_utils import REPO_ROOT
 
 LP = osp.join(REPO_ROOT, 'configs', 'mage', 'benchmarks', 'vit-tiny_1xb8-linear-coslr-2e_photo-crops-5cls-32px.py')
 FT = osp.join(REPO_ROOT, 'configs', 'mage', 'benchmarks', 'vit-tiny_1xb8-coslr-2e_photo-crops-5cls-32px.py')
@@ -26,8 +26,9 @@ def _build(config: str, ckpt: str, scope: str):
     assert cfg.model.backbone.init_cfg.prefix == 'backbone.'
     cfg.model.backbone.init_cfg.checkpoint = ckpt
     if scope == 'mmdet':
-        import mage_mm.models.detection  # noqa: F401  registers MAGEViTDet
         from mmdet.registry import MODELS
+
+        import mage_mm.models.detection  # noqa: F401  registers MAGEViTDet
     else:
         from mmpretrain.registry import MODELS
     with DefaultScope.overwrite_default_scope(scope):

@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-
 from tool_utils import REPO_ROOT
 
 PURE = ['mage_mm.models.generators.decoding', 'mage_mm.models.utils.masking', 'mage_mm.models.utils.transformer',
@@ -49,14 +48,15 @@ def test_import_mage_mm_registers_nothing_and_the_leaves_are_explicit():
 
 
 def test_leaf_modules_register_their_components():
-    import mage_mm.evaluation.metrics  # noqa: F401
-    import mage_mm.models.algorithms.vqgan_trainer  # noqa: F401
-    import mage_mm.models.detection  # noqa: F401
-    import mage_mm.models.generators.mage_generator  # noqa: F401
     from mmagic.registry import METRICS as MMAGIC_METRICS
     from mmagic.registry import MODELS as MMAGIC_MODELS
     from mmdet.registry import MODELS as MMDET_MODELS
     from mmpretrain.registry import METRICS, MODELS
+
+    import mage_mm.evaluation.metrics  # noqa: F401
+    import mage_mm.models.algorithms.vqgan_trainer  # noqa: F401
+    import mage_mm.models.detection  # noqa: F401
+    import mage_mm.models.generators.mage_generator  # noqa: F401
     assert MMAGIC_MODELS.get('MAGEGenerator') is not None and MMAGIC_METRICS.get('LocalInceptionFID') is not None
     assert MMDET_MODELS.get('MAGEViTDet') is not None and MMDET_MODELS.get('SimpleFeaturePyramid') is not None
     for name in ('MAGE', 'MAGEC', 'MAGEViT', 'MAGEVQGAN', 'MAGEPretrainDecoder', 'MAGEPretrainHead',
