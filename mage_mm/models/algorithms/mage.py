@@ -62,7 +62,11 @@ class MAGE(MAGENetworkMixin, BaseSelfSupervisor):
         """Variable-ratio masked token modelling loss."""
         if isinstance(inputs, (list, tuple)):
             inputs = inputs[0]
-        ids = self.tokenize(inputs)
+        if inputs.is_floating_point():
+            ids = self.tokenize(inputs)
+        else:  # pre-tokenised batch (TokenCacheDataset): no tokenizer pass; its identity and the grid are checked
+            from ..utils.token_ids import check_cached_ids
+            ids = check_cached_ids(inputs, data_samples, self.backbone.tokenizer, self.backbone.num_tokens)
         out = self.backbone(ids, mask=True)
         feats = self.neck(out.latent, out.token_drop_mask, out.token_all_mask)
         loss = self.head.loss(feats, ids, out.token_all_mask, self.backbone.word_embeddings)

@@ -10,7 +10,7 @@ from mmagic.structures import DataSample
 from mmengine.model import BaseModel
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 
-from ...engine.precision import check_precision, precision_context
+from ...utils.precision import check_precision, precision_context
 from ..utils.mage_network import MAGENetworkMixin
 from .decoding import DecodingOptions, build_sampler, iterative_decode, token_mask_from_pixels
 
