@@ -92,6 +92,14 @@ def tiny_mage_ckpt(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope='session')
+def photo_crops_dir(tmp_path_factory) -> str:
+    """An unlabelled folder of 32 crops (32 px) of the real photos shipped in installed packages (seed 1): the data
+    of the tiny pretraining config (photo-crops)."""
+    from generation_utils import real_photo_folder
+    return real_photo_folder(str(tmp_path_factory.mktemp('photo_crops')), 32, 32, seed=1)
+
+
+@pytest.fixture(scope='session')
 def labelled_photo_root(tmp_path_factory) -> str:
     """ImageFolder tree ``{train,val}/<class>/`` of 32 px crops of 5 real photos, labelled by source photo
     (24 train / 10 val), the data of the tiny probe / fine-tune configs (photo-crops-5cls)."""

@@ -34,7 +34,7 @@ def run_checked(cmd: Sequence[str], env: Optional[Dict[str, str]] = None, timeou
 
     Fails the test with the command and the tail of both streams when the exit status is not 0.
     """
-    full_env = dict(os.environ, PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS='1', **(env or {}))
+    full_env = {**os.environ, 'PYTHONPATH': REPO_ROOT, 'OMP_NUM_THREADS': '1', **(env or {})}
     res = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=full_env, timeout=timeout)
     assert res.returncode == 0, f'{cmd}\nSTDOUT:\n{res.stdout[-4000:]}\nSTDERR:\n{res.stderr[-4000:]}'
     return res.stdout + res.stderr

@@ -8,19 +8,10 @@ import sys
 import pytest
 import torch
 
-from mage_mm.datasets import packaged_photo_paths, random_crops, write_image_folder
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')
 ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
-
-
-@pytest.fixture(scope='module')
-def image_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp('photos')
-    images, _ = random_crops(packaged_photo_paths(), 32, 32, seed=1)
-    write_image_folder(images, str(out))
-    return str(out)
 
 
 def train(work, *args, options=()):
@@ -37,8 +28,8 @@ def failed_with(res, *needles):
     assert 'Iter(train)' not in res.stdout + res.stderr
 
 
-def test_unknown_top_level_key_is_an_error(tmp_path, image_dir):
-    res = train(tmp_path, options=[f'train_dataloader.dataset.data_root={image_dir}', 'load_form=x.pth'])
+def test_unknown_top_level_key_is_an_error(tmp_path, photo_crops_dir):
+    res = train(tmp_path, options=[f'train_dataloader.dataset.data_root={photo_crops_dir}', 'load_form=x.pth'])
     failed_with(res, "unknown top-level config key(s)", "'load_form' (did you mean 'load_from'?)")
 
 
@@ -54,29 +45,29 @@ def test_config_key_check_passes_every_shipped_config():
         check_config_keys(Config.fromfile(path, import_custom_modules=False))
 
 
-def test_resume_with_nothing_to_resume_is_an_error(tmp_path, image_dir):
-    res = train(tmp_path, '--resume', options=[f'train_dataloader.dataset.data_root={image_dir}'])
+def test_resume_with_nothing_to_resume_is_an_error(tmp_path, photo_crops_dir):
+    res = train(tmp_path, '--resume', options=[f'train_dataloader.dataset.data_root={photo_crops_dir}'])
     failed_with(res, f'--resume: nothing to resume in {tmp_path}')
 
 
-def test_misspelt_checkpoint_hook_option_fails_at_start(tmp_path, image_dir):
-    res = train(tmp_path, options=[f'train_dataloader.dataset.data_root={image_dir}',
+def test_misspelt_checkpoint_hook_option_fails_at_start(tmp_path, photo_crops_dir):
+    res = train(tmp_path, options=[f'train_dataloader.dataset.data_root={photo_crops_dir}',
                                    'default_hooks.checkpoint.max_keep_ckpt=2'])
     failed_with(res, "unknown option(s) ['max_keep_ckpt']", 'max_keep_ckpts')
 
 
-def test_tokenizer_checkpoint_as_load_from_is_an_error(tmp_path, image_dir):
+def test_tokenizer_checkpoint_as_load_from_is_an_error(tmp_path, photo_crops_dir):
     from mage_mm.models.tokenizers import MAGEVQGAN
     ckpt = tmp_path / 'tokenizer.pth'
     torch.save({'state_dict': MAGEVQGAN(arch='tiny').state_dict()}, ckpt)
-    res = train(tmp_path / 'w', options=[f'train_dataloader.dataset.data_root={image_dir}', f'load_from={ckpt}'])
+    res = train(tmp_path / 'w', options=[f'train_dataloader.dataset.data_root={photo_crops_dir}', f'load_from={ckpt}'])
     failed_with(res, f'load_from {ckpt} does not fit MAGE', 'No key matches: this is a checkpoint of another model')
 
 
-def test_empty_training_image_fails_at_start_naming_it(tmp_path, image_dir):
+def test_empty_training_image_fails_at_start_naming_it(tmp_path, photo_crops_dir):
     import shutil
     bad = tmp_path / 'imgs'
-    shutil.copytree(image_dir, bad)
+    shutil.copytree(photo_crops_dir, bad)
     (bad / 'zz_empty.png').write_bytes(b'')
     res = train(tmp_path / 'w', options=[f'train_dataloader.dataset.data_root={bad}'])
     failed_with(res, 'BadImageError', f'{bad / "zz_empty.png"}: empty file (0 bytes)')
@@ -88,8 +79,8 @@ def test_empty_training_image_fails_at_start_naming_it(tmp_path, image_dir):
 
 
 @pytest.mark.integration
-def test_auto_scale_lr_on_the_tiny_config(tmp_path, image_dir):
-    res = train(tmp_path, '--auto-scale-lr', options=[f'train_dataloader.dataset.data_root={image_dir}',
+def test_auto_scale_lr_on_the_tiny_config(tmp_path, photo_crops_dir):
+    res = train(tmp_path, '--auto-scale-lr', options=[f'train_dataloader.dataset.data_root={photo_crops_dir}',
                                                       'train_cfg.max_iters=1', 'train_dataloader.batch_size=4'])
     assert res.returncode == 0, res.stderr[-3000:]
     # base batch 8 (the config's), real batch 4: the lr is halved

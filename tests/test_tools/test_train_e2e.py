@@ -8,7 +8,6 @@ import sys
 import pytest
 import torch
 
-from mage_mm.datasets import packaged_photo_paths, random_crops, write_image_folder
 from mage_mm.utils.checkpoint import safe_load
 from tool_utils import REPO_ROOT as ROOT
 from tool_utils import run_checked as run
@@ -17,22 +16,14 @@ CFG = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # subprocesses running mmengine Runners
 
 
-@pytest.fixture(scope='module')
-def image_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp('photos')
-    images, _ = random_crops(packaged_photo_paths(), 32, 32, seed=1)
-    write_image_folder(images, str(out))
-    return str(out)
-
-
 def losses(log):
     # every logged value, also a non-finite one ('nan', 'inf'), so that the finiteness check below can fail
     return [float(x) for x in re.findall(r'\bloss: (-?(?:[0-9.]+(?:e[-+]?[0-9]+)?|nan|inf))', log)]
 
 
-def test_train_save_resume(image_dir, tmp_path):
+def test_train_save_resume(photo_crops_dir, tmp_path):
     work = str(tmp_path / 'work')
-    common = [f'train_dataloader.dataset.data_root={image_dir}', 'default_hooks.checkpoint.interval=3',
+    common = [f'train_dataloader.dataset.data_root={photo_crops_dir}', 'default_hooks.checkpoint.interval=3',
               'default_hooks.logger.interval=1']
     log = run([sys.executable, 'tools/train.py', CFG, '--work-dir', work, '--cfg-options',
                'train_cfg.max_iters=6', *common])
@@ -65,11 +56,11 @@ def test_missing_checkpoint_for_resume_is_clear(tmp_path):
     assert res.returncode != 0 and '--resume checkpoint not found' in res.stderr
 
 
-def test_two_process_ddp_on_cpu(image_dir, tmp_path):
+def test_two_process_ddp_on_cpu(photo_crops_dir, tmp_path):
     """tools/dist_train.sh with 2 CPU processes (gloo), no find_unused_parameters."""
     work = str(tmp_path / 'ddp')
     log = run(['bash', 'tools/dist_train.sh', CFG, '2', '--work-dir', work, '--cfg-options',
-               f'train_dataloader.dataset.data_root={image_dir}', 'train_cfg.max_iters=4',
+               f'train_dataloader.dataset.data_root={photo_crops_dir}', 'train_cfg.max_iters=4',
                'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1',
                'train_dataloader.batch_size=4'],
               env={'PYTHON': sys.executable, 'PORT': '29613', 'OMP_NUM_THREADS': '1'})
