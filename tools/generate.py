@@ -60,7 +60,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import mage_mm  # noqa: E402,F401  runtime shims before any OpenMMLab import
+import mage_mm.compat  # noqa: E402,F401  the version-gated shims of mage_mm/compat.py (as configs do)
 from mage_mm.models.generators.decoding import DecodingOptions  # noqa: E402
 from mage_mm.utils.atomic import atomic_path, atomic_write, is_temp_name  # noqa: E402
 from mage_mm.utils.cfg_options import SafeDictAction  # noqa: E402
