@@ -1,9 +1,7 @@
 """Tokenizer training (VQGANTokenizerTrainer): losses, GAN start, codebook monitoring, metric, Runner run."""
 import glob
 import json
-import os
 import os.path as osp
-import subprocess
 import sys
 
 import numpy as np
@@ -21,7 +19,7 @@ from mage_mm.evaluation import VQReconstructionMetric, psnr
 from mage_mm.apis import load_tokenizer, read_tokenizer
 from mage_mm.models.utils.codebook import codebook_stats
 from mage_mm.utils.checkpoint import safe_load
-from tool_utils import load_tool
+from tool_utils import load_tool, run_checked
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = osp.join(ROOT, 'configs', 'tokenizer', 'vqgan_tiny-f4_1xb8-20iters_photo-crops-32px.py')
@@ -247,20 +245,13 @@ def test_predict_gives_what_the_metric_needs(crops):
     torch.testing.assert_close(s['gt_img'], images01(crops, 1)[0])  # BGR batch -> RGB [0, 1]
 
 
-def _run(cmd, env=None):
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                         env=dict(os.environ, PYTHONPATH=ROOT, **(env or {})))
-    assert res.returncode == 0, f'{cmd}\nSTDOUT:\n{res.stdout[-3000:]}\nSTDERR:\n{res.stderr[-3000:]}'
-    return res.stdout + res.stderr
-
-
 @pytest.mark.integration
 @pytest.mark.slow
 def test_tools_train_with_validation_export_and_load_into_mage(image_dir, tmp_path):
     """tools/train.py on the tiny config: GAN from iteration 2, PSNR/LPIPS validation, then both recipes
     that hand the trained tokenizer to MAGE (Runner checkpoint + prefix, exported file)."""
     work = str(tmp_path / 'tok')
-    log = _run([sys.executable, 'tools/train.py', CFG, '--work-dir', work, '--cfg-options',
+    log = run_checked([sys.executable, 'tools/train.py', CFG, '--work-dir', work, '--cfg-options',
                 f'train_dataloader.dataset.data_root={image_dir}', f'val_dataloader.dataset.data_root={image_dir}',
                 'train_cfg.max_iters=4', 'train_cfg.val_interval=4', 'model.disc_start=2',
                 'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1',

@@ -1,7 +1,6 @@
 """tools/generate.py: a tools/train.py checkpoint → PNGs, resume, batch/process independence, errors."""
 import os
 import os.path as osp
-import subprocess
 import sys
 
 import numpy as np
@@ -10,8 +9,8 @@ from PIL import Image
 
 from generation_utils import ROOT, TINY_GEN_CFG, TINY_PRETRAIN_CFG, real_photo_folder  # noqa: F401
 from tool_utils import load_tool
+from tool_utils import run_checked as run
 
-ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
 # every test uses the checkpoint of a tools/train.py subprocess run; some run generate.py under torchrun
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -21,12 +20,6 @@ def _tool():
 
 
 generate = _tool()
-
-
-def run(cmd, timeout=600):
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=timeout)
-    assert res.returncode == 0, f'{cmd}\nSTDOUT:\n{res.stdout[-3000:]}\nSTDERR:\n{res.stderr[-3000:]}'
-    return res.stdout + res.stderr
 
 
 @pytest.fixture(scope='module')
