@@ -23,9 +23,10 @@ def test_pretraining_drops_the_last_partial_batch(path):
 
 def test_the_loader_really_drops_it(tmp_path):
     """10 images at batch 4: 2 iterations per epoch (the official 312 at 4096), which the schedules count."""
-    import mage_mm.register  # noqa: F401
     from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
+
+    import mage_mm.register  # noqa: F401
     DefaultScope.get_instance('drop-last', scope_name='mmpretrain')
     for i in range(10):
         Image.fromarray(np.full((8, 8, 3), i, np.uint8)).save(tmp_path / f'{i}.png')

@@ -220,3 +220,16 @@ def test_nan_stop_probe_and_finetune(labelled_photo_root, tiny_mage_ckpt, tmp_pa
     assert res.returncode != 0 and 'training stopped at iteration 5' in res.stderr, res.stderr[-3000:]
     assert f'The last good checkpoint is {osp.join(work, "epoch_1.pth")}' in res.stderr
     assert sorted(osp.basename(p) for p in glob.glob(osp.join(work, '*.pth'))) == ['epoch_1.pth']
+
+
+def test_best_checkpoint_is_saved_atomically_and_rotated(labelled_photo_root, tiny_mage_ckpt, tmp_path):
+    """save_best through the same atomic path: one best file at the end, complete, no temporaries left."""
+    work = str(tmp_path / 'w')
+    opts = [f'model.backbone.init_cfg.checkpoint={tiny_mage_ckpt}',
+            'default_hooks.checkpoint.save_best=accuracy/top1', 'default_hooks.checkpoint.rule=greater'] + [
+        f'{loader}.dataset.data_root={labelled_photo_root}' for loader in ('train_dataloader', 'val_dataloader',
+                                                                          'test_dataloader')]
+    run(train_cmd(LP_TINY, work, *opts))
+    best = glob.glob(osp.join(work, 'best_accuracy_top1_*.pth'))
+    assert len(best) == 1 and _loadable(best[0])
+    assert not [n for n in os.listdir(work) if n.startswith('.')], os.listdir(work)

@@ -1,4 +1,6 @@
-"""MAGEViT(ratio_group_size=G): one masking ratio per sub-batch of G (the official per-process batch), not per forward."""
+"""MAGEViT(ratio_group_size=G): one masking ratio per sub-batch of G (the official per-process batch).
+
+The default stays one ratio per forward."""
 import numpy as np
 import torch
 

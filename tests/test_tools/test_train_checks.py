@@ -8,7 +8,6 @@ import sys
 import pytest
 import torch
 
-
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')
 ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')

@@ -9,8 +9,16 @@ import textwrap
 import pytest
 
 import mage_mm.utils.atomic as atomic_module
-from mage_mm.utils.atomic import (SymlinkRefusedError, atomic_path, atomic_torch_save, atomic_write,
-                                  check_no_symlinks, is_temp_name, remove_stale_temps, temp_name_for)
+from mage_mm.utils.atomic import (
+    SymlinkRefusedError,
+    atomic_path,
+    atomic_torch_save,
+    atomic_write,
+    check_no_symlinks,
+    is_temp_name,
+    remove_stale_temps,
+    temp_name_for,
+)
 
 ATOMIC_FILE = atomic_module.__file__
 
