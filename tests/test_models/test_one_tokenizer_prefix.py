@@ -67,3 +67,30 @@ def test_converted_official_checkpoints_use_the_prefix(parity_dump):
     assert layout == 'pretrain'
     assert any(k.startswith(TOKENIZER_KEY_PREFIX) for k in sd)
     assert not any(k.startswith('target_generator.') for k in sd)
+
+
+@torch.no_grad()
+def test_generator_and_mage_share_one_network_call(tiny_mage_ckpt):
+    """MAGE and MAGEGenerator mix in the same MAGENetworkMixin: same weights, same logits, same tokenizer."""
+    from mmpretrain.registry import MODELS
+
+    from mage_mm.apis import init_generator
+    from mage_mm.models.algorithms import MAGE
+    from mage_mm.models.generators.mage_generator import MAGEGenerator
+    from mage_mm.models.utils.mage_network import MAGENetworkMixin
+    assert MAGE.predict_logits is MAGEGenerator.predict_logits is MAGENetworkMixin.predict_logits
+    gen = init_generator(GEN, tiny_mage_ckpt)
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py'))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        mage = MODELS.build(cfg.model)
+    mage.load_state_dict(safe_load(tiny_mage_ckpt)['state_dict'], strict=True)
+    mage.eval()
+    torch.manual_seed(0)
+    ids = torch.randint(0, mage.backbone.codebook_size, (2, mage.backbone.num_tokens))
+    drop = torch.zeros(2, 1 + ids.shape[1], dtype=torch.bool)
+    masked = drop.clone()
+    masked[:, 1::3] = True
+    torch.testing.assert_close(gen.predict_logits(ids, drop, masked), mage.predict_logits(ids, drop, masked),
+                               atol=0, rtol=0)
+    images = torch.rand(1, 3, 32, 32)
+    assert torch.equal(gen.tokenize(images), mage.tokenize(images))
