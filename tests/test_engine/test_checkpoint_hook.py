@@ -7,6 +7,7 @@ import json
 import os
 import os.path as osp
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,11 +96,22 @@ def test_sigkill_resume_gives_the_uninterrupted_losses(image_dir, tmp_path):
     with open(osp.join(work, 'last_checkpoint')) as f:
         resumed_from = f.read().strip()
     assert osp.basename(resumed_from) == 'iter_4.pth'
+    kept = str(tmp_path / 'iter_4_copy.pth')  # rotation removes iter_4.pth later
+    shutil.copy(resumed_from, kept)
     res = run(train_cmd(MAGE_CFG, work, *opts, 'train_cfg.max_iters=10', resume='auto'))
     assert 'resumed epoch: 0, iter: 4' in res.stdout + res.stderr
     resumed = iter_losses(work)
     for it in range(5, 11):
         assert resumed[it] == reference[it], (it, resumed[it], reference[it])
+
+    # the same resume without the saved random states (mmengine's behaviour) continues differently
+    plain = str(tmp_path / 'plain')
+    os.makedirs(plain)
+    res = run(train_cmd(MAGE_CFG, plain, *opts, 'train_cfg.max_iters=10',
+                        'default_hooks.checkpoint.save_random_states=False', resume=kept))
+    differs = iter_losses(plain)
+    assert sorted(differs) == list(range(5, 11))
+    assert all(differs[it] != reference[it] for it in range(5, 11))
 
 
 def test_checkpoint_holds_random_states(image_dir, tmp_path):
