@@ -49,7 +49,7 @@ def parse_args(argv=None):
     parser.add_argument('--choice-temperature', type=float)
     parser.add_argument('--device', default=None)
     from mage_mm.engine.precision import add_precision_args  # one switch for every tool
-    add_precision_args(parser)
+    add_precision_args(parser, compile_flag=True)
     parser.add_argument('--cfg-options', nargs='+', action=SafeDictAction)
     args = parser.parse_args(argv)
     if (args.mask is None) == (args.task is None):
@@ -82,7 +82,8 @@ def main(argv=None) -> int:
 
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = init_generator(args.config, args.checkpoint, device=device, cfg_options=args.cfg_options,
-                           precision=args.precision, tokenizer_precision=args.tokenizer_precision)
+                           precision=args.precision, tokenizer_precision=args.tokenizer_precision,
+                           compile=args.compile)
     image = load_rgb01(args.image)
     H, W = image.shape[-2:]
     if args.mask:

@@ -100,7 +100,7 @@ def parse_args(argv=None):
     parser.add_argument('--overwrite', action='store_true', help='regenerate images already written')
     parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda when available)')
     from mage_mm.engine.precision import add_precision_args  # one switch for every tool
-    add_precision_args(parser)
+    add_precision_args(parser, compile_flag=True)
     parser.add_argument('--no-progress', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', action=SafeDictAction,
                         help='override config settings')
@@ -394,7 +394,8 @@ def main(argv=None) -> int:
         device = f'cuda:{local_rank}'
     checkpoint_sha256 = file_sha256(args.checkpoint) if rank == 0 else None  # content, not the path
     model = init_generator(args.config, args.checkpoint, device=device, cfg_options=args.cfg_options,
-                           precision=args.precision, tokenizer_precision=args.tokenizer_precision)
+                           precision=args.precision, tokenizer_precision=args.tokenizer_precision,
+                           compile=args.compile)
     options = decode_options(args)
     model.decoding_options(options)  # validate before any work
     args.labels = None

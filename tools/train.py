@@ -34,7 +34,7 @@ def parse_args(argv=None):
                         'no path is given')
     parser.add_argument('--amp', action='store_true', help='enable automatic-mixed-precision training')
     from mage_mm.engine.precision import add_precision_args  # one switch for every tool
-    add_precision_args(parser, training=True)
+    add_precision_args(parser, training=True, compile_flag=True)
     parser.add_argument('--no-validate', action='store_true', help='do not validate during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr linearly with the real total batch size')
@@ -104,6 +104,8 @@ def merge_args(cfg: Config, args) -> Config:
         raise ValueError('give either --amp or a precision (--precision / the config key), not both')
     from mage_mm.engine.precision import apply_precision
     apply_precision(cfg, getattr(args, 'precision', None), getattr(args, 'tokenizer_precision', None))
+    if getattr(args, 'compile', None):  # torch.compile of the network modules (mage_mm.engine.CompileNetworkHook)
+        cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [dict(type='CompileNetworkHook')]
     return cfg
 
 

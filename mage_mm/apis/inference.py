@@ -23,7 +23,7 @@ def load_generator_checkpoint(model: torch.nn.Module, path: str) -> None:
 
 def init_generator(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
                    cfg_options: Optional[dict] = None, precision: Optional[str] = None,
-                   tokenizer_precision: Optional[str] = None):
+                   tokenizer_precision: Optional[str] = None, compile: Optional[bool] = None):
     """Build the config's ``MAGEGenerator`` (mmagic registry), load ``checkpoint`` strictly, eval mode.
 
     Args:
@@ -36,6 +36,8 @@ def init_generator(config: Union[str, Config], checkpoint: Optional[str] = None,
             the config's top-level ``precision`` (else ``model.precision``, fp32).
         tokenizer_precision (str, optional): ``'fp32'`` (default) or
             ``'follow'`` (encode images to edit in ``precision`` too).
+        compile (bool, optional): ``torch.compile`` the network (backbone,
+            neck, head); defaults to the config's top-level ``compile`` (False).
     """
     import mage_mm.models.generators.mage_cond_generator  # noqa: F401  registers MAGECondGenerator in mmagic
     import mage_mm.models.generators.mage_generator  # noqa: F401  registers MAGEGenerator in mmagic
@@ -58,7 +60,11 @@ def init_generator(config: Union[str, Config], checkpoint: Optional[str] = None,
     if checkpoint is not None:
         load_generator_checkpoint(model, checkpoint)
     model.cfg = cfg
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    if cfg.get('compile', False) if compile is None else compile:
+        from ..utils.precision import compile_network
+        compile_network(model)
+    return model
 
 
 __all__: List[str] = ['init_generator', 'load_generator_checkpoint']

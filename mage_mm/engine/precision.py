@@ -24,7 +24,8 @@ runs as written (a full-size recipe's ``AmpOptimWrapper`` stays).
 from typing import Any, Iterator, Optional, Sequence
 
 import torch
-from mmengine.registry import LOOPS
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS, LOOPS
 from mmengine.runner.loops import TestLoop, ValLoop, _update_losses
 
 from ..utils.precision import (  # noqa: F401
@@ -33,6 +34,7 @@ from ..utils.precision import (  # noqa: F401
     autocast_callable,
     autocast_dtype,
     check_precision,
+    compile_network,
     device_type_of,
     fp32_context,
     precision_context,
@@ -130,18 +132,21 @@ def apply_precision(cfg, precision: Optional[str] = None, tokenizer_precision: O
                             ('test_cfg', ('TestLoop', 'AutocastTestLoop'), 'AutocastTestLoop')):
         if cfg.get(key, None) is not None:
             cfg[key] = _loop_for(cfg[key], precision, kinds, new)
-    if isinstance(model, dict) and model.get('type') == 'MAGEGenerator':
+    if isinstance(model, dict) and model.get('type') in ('MAGEGenerator', 'MAGECondGenerator'):
         model['precision'] = precision
     return cfg
 
 
-def add_precision_args(parser, training: bool = False) -> None:
-    """``--precision`` and ``--tokenizer-precision`` on an argparse parser (same flags in every tool)."""
+def add_precision_args(parser, training: bool = False, compile_flag: bool = False) -> None:
+    """``--precision``, ``--tokenizer-precision`` (and ``--compile``) on a parser: the same flags in every tool."""
     parser.add_argument('--precision', choices=PRECISIONS, default=None,
                         help='fp32 (faithful default), bf16, or fp16 (CUDA%s); default: the config\'s '
                         '`precision` key, else fp32' % (' only for training' if training else ''))
     parser.add_argument('--tokenizer-precision', choices=TOKENIZER_PRECISIONS, default=None,
                         help='fp32 (default: token ids exact) or follow (tokenise in --precision too)')
+    if compile_flag:
+        parser.add_argument('--compile', action='store_true', default=None,
+                            help='torch.compile the network (config key `compile`; opt-in, see README "Performance")')
 
 
 class _AutocastLoopMixin:
@@ -183,6 +188,32 @@ class AutocastTestLoop(_AutocastLoopMixin, TestLoop):
         self.precision = check_precision(precision, device_type_of(None))
 
 
+
+@HOOKS.register_module()
+class CompileNetworkHook(Hook):
+    """``torch.compile`` the model's network modules (backbone, neck, head) before training (``--compile``).
+
+    mmengine's own ``compile=True`` compiles the whole ``train_step``, optimizer
+    step included, which torch 2.13's dynamo cannot trace on this model; the
+    modules are what is worth compiling. The tokenizer stays eager.
+
+    Args:
+        parts (Sequence[str]): Attribute names of the modules. Defaults to
+            ``('backbone', 'neck', 'head')``.
+        options (dict, optional): ``torch.compile`` keyword arguments.
+    """
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, parts: Sequence[str] = ('backbone', 'neck', 'head'), options: Optional[dict] = None) -> None:
+        self.parts = tuple(parts)
+        self.options = dict(options or {})
+
+    def before_train(self, runner) -> None:
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        compile_network(model, self.parts, **self.options)
+
+
 __all__ = ['PRECISIONS', 'TOKENIZER_PRECISIONS', 'check_precision', 'autocast_dtype', 'precision_context',
            'fp32_context', 'autocast_callable', 'set_tokenizer_precision', 'optim_wrapper_for', 'apply_precision',
-           'add_precision_args', 'device_type_of', 'AutocastValLoop', 'AutocastTestLoop']
+           'add_precision_args', 'device_type_of', 'AutocastValLoop', 'AutocastTestLoop', 'CompileNetworkHook']

@@ -5,7 +5,7 @@ loops/optim-wrapper registration live in :mod:`mage_mm.engine.precision`.
 """
 import contextlib
 import functools
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 
@@ -81,5 +81,16 @@ def autocast_callable(fn: Callable[..., torch.Tensor], precision: str, device_ty
     return wrapped
 
 
+def compile_network(model: torch.nn.Module, parts: Sequence[str] = ('backbone', 'neck', 'head'), **kwargs) -> None:
+    """``torch.compile`` a MAGE model's network modules in place (``nn.Module.compile``: same state-dict keys).
+
+    The tokenizer is left eager (its decode checks id ranges; it runs once per image in generation).
+    """
+    for name in parts:
+        module = getattr(model, name, None)
+        if module is not None:
+            module.compile(**kwargs)
+
+
 __all__ = ['PRECISIONS', 'TOKENIZER_PRECISIONS', 'device_type_of', 'check_precision', 'autocast_dtype',
-           'precision_context', 'fp32_context', 'autocast_callable']
+           'precision_context', 'fp32_context', 'autocast_callable', 'compile_network']

@@ -347,11 +347,22 @@ class MAGEViT(StrictPretrainedMixin, BaseModule):
         """Encode with explicit masks: masked ids → [MASK], dropped positions removed.
 
         Every sample must drop the same number of tokens (the kept tokens are
-        stacked into one tensor).
+        stacked into one tensor). ``token_drop_mask=None``: nothing dropped
+        (decoding, editing): no mask checks and no boolean indexing, so the
+        shapes do not depend on the data and ``torch.compile`` keeps one graph;
+        the values are those of an all-False drop mask. The output's
+        ``token_drop_mask`` is then None.
         """
         if not hasattr(self, 'norm'):
             raise RuntimeError("masked encoding needs the final norm; build MAGEViT with out_type != 'avg_featmap'")
         B, N = ids.shape
+        if token_drop_mask is None:
+            all_ = self._with_class_column(token_all_mask, N)
+            x = self.token_emb(self._with_class_slot(ids).masked_fill(all_, self.mask_id),
+                               self._position_embeddings(grid or self.tokenize(ids)[1]))
+            for block in self.blocks:
+                x = block(x)
+            return MAGEMaskedOutput(self.norm(x), None, all_)
         drop = self._with_class_column(token_drop_mask, N)
         all_ = self._with_class_column(token_all_mask, N) | drop
         if not (drop <= all_).all():

@@ -192,10 +192,9 @@ class MAGEGenerator(MAGENetworkMixin, BaseModel):
             self.train(was_training)
 
     def _logits(self, ids: torch.Tensor) -> torch.Tensor:
-        all_mask = ids == self.mask_id
-        all_mask = torch.cat([all_mask.new_zeros(all_mask.shape[0], 1), all_mask], dim=1)
-        # sampling and confidences in fp32 whatever the precision of the network call
-        return self.predict_logits(ids, torch.zeros_like(all_mask), all_mask).float()
+        # nothing dropped: MAGEViT's check-free path (same values as an all-False drop mask, compiles to one
+        # graph); sampling and confidences in fp32 whatever the precision of the network call
+        return self.predict_logits(ids, None, ids == self.mask_id).float()
 
     # ------------------------------------------------------------ Python API
     def decode_tokens(self, init_ids: torch.Tensor, seeds: Sequence[int], editing: bool = False,
@@ -214,12 +213,29 @@ class MAGEGenerator(MAGENetworkMixin, BaseModel):
     def tokens_to_images(self, token_ids: torch.Tensor) -> torch.Tensor:
         """Token ids (B, N) → RGB images in [0, 1] (B, 3, H, W).
 
-        Decoded one image at a time: convolution results can change in the
-        last bits with the batch size, and a written PNG must not depend on it.
+        A written PNG must not depend on the batch size, and convolution
+        kernels may change the last bits with it (measured: the tiny VQGAN's
+        decoder on CPU). So the first batch of each shape is decoded both
+        batched and one image at a time; if the two are bitwise equal the
+        batched decode is used for that shape from then on (kernel choice
+        depends on shapes, not values), else images stay one at a time.
         """
         with self._eval_mode():
-            return torch.cat([self.tokenizer.decode(ids[None], grid=self.token_grid).float()
-                              for ids in token_ids])
+            def one_by_one():
+                return torch.cat([self.tokenizer.decode(ids[None], grid=self.token_grid).float() for ids in token_ids])
+
+            if token_ids.shape[0] == 1:
+                return one_by_one()
+            key = (tuple(token_ids.shape), str(token_ids.device), self.precision, torch.is_autocast_enabled('cpu'))
+            cache = self.__dict__.setdefault('_batched_decode_ok', {})
+            if cache.get(key) is False:
+                return one_by_one()
+            batched = self.tokenizer.decode(token_ids, grid=self.token_grid).float()
+            if key not in cache:
+                single = one_by_one()
+                cache[key] = torch.equal(batched, single)
+                return single
+            return batched
 
     def generate_tokens(self, seeds: Sequence[int], **options) -> torch.Tensor:
         """Unconditional token maps (B, N) for the given per-image seeds."""

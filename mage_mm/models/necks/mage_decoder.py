@@ -107,8 +107,11 @@ class MAGEPretrainDecoder(BaseModule):
             raise ValueError(f'masks have {L} positions but the decoder was built for '
                              f'{self.decoder_pos_embed.shape[1]} (num_tokens={self.num_tokens} + 1)')
         pad = x[:, :1].expand(B, L, x.shape[-1])
-        canvas = pad.clone()
-        canvas[~token_drop_mask.bool()] = x.reshape(-1, x.shape[-1])
+        if token_drop_mask is None:  # nothing dropped (MAGEViT's decoding path): every position is in x
+            canvas = x
+        else:
+            canvas = pad.clone()
+            canvas[~token_drop_mask.bool()] = x.reshape(-1, x.shape[-1])
         canvas = torch.where(token_all_mask.bool().unsqueeze(-1), pad, canvas)
         x = canvas + self.decoder_pos_embed
         if self.num_classes is None:
