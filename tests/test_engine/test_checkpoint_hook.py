@@ -245,3 +245,26 @@ def test_best_checkpoint_is_saved_atomically_and_rotated(labelled_photo_root, ti
     best = glob.glob(osp.join(work, 'best_accuracy_top1_*.pth'))
     assert len(best) == 1 and _loadable(best[0])
     assert not [n for n in os.listdir(work) if n.startswith('.')], os.listdir(work)
+
+
+@pytest.mark.slow
+def test_two_process_resume_is_exact(image_dir, tmp_path):
+    """CPU DDP (gloo, 2 processes): every rank's random states are gathered into the checkpoint and restored."""
+    opts = [f'train_dataloader.dataset.data_root={image_dir}', 'default_hooks.checkpoint.interval=4',
+            'default_hooks.logger.interval=1', 'train_cfg.max_iters=8', 'train_dataloader.batch_size=4']
+    env = dict(ENV, PYTHON=sys.executable)
+
+    def dist(work, port, *extra):
+        res = subprocess.run(['bash', 'tools/dist_train.sh', MAGE_CFG, '2', '--work-dir', work, *extra,
+                              '--cfg-options', *opts], cwd=ROOT, capture_output=True, text=True,
+                             env=dict(env, PORT=str(port)), timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+
+    full, resumed = str(tmp_path / 'full'), str(tmp_path / 'resumed')
+    dist(full, 29681)
+    os.makedirs(resumed)
+    shutil.copy(osp.join(full, 'iter_4.pth'), resumed)
+    assert len(safe_load(osp.join(resumed, 'iter_4.pth'))['random_states']['ranks']) == 2
+    dist(resumed, 29682, '--resume', osp.join(resumed, 'iter_4.pth'))
+    reference, again = iter_losses(full), iter_losses(resumed)
+    assert [again[it] for it in range(5, 9)] == [reference[it] for it in range(5, 9)]
