@@ -132,7 +132,9 @@ def main(argv=None):
         if hook is None or isinstance(err, NonFiniteTrainingError):
             raise
         # a model's own non-finite-loss stop (raised before the update): name the last good checkpoint
-        raise NonFiniteTrainingError(f'{err} (iteration {runner.iter + 1}) {hook.describe_last_good()}') from err
+        failed = runner.iter + 1
+        raise NonFiniteTrainingError(f'training stopped at iteration {failed}: {err}. '
+                                     f'{hook.describe_last_good(failed_iter=failed)}') from err
 
 
 if __name__ == '__main__':

@@ -268,3 +268,19 @@ def test_two_process_resume_is_exact(image_dir, tmp_path):
     dist(resumed, 29682, '--resume', osp.join(resumed, 'iter_4.pth'))
     reference, again = iter_losses(full), iter_losses(resumed)
     assert [again[it] for it in range(5, 9)] == [reference[it] for it in range(5, 9)]
+
+
+def test_models_own_nan_stop_names_the_checkpoint_before(image_dir, tmp_path):
+    """With the magnitude check off the exploded weights are saved (finite) and MAGE's own check stops the next
+    forward: the message says that the last file holds those weights and names the one before as good."""
+    import re
+    work = str(tmp_path / 'w')
+    cfg = _jump_config(tmp_path, MAGE_CFG, 6)
+    opts = common(image_dir, 1) + ['default_hooks.checkpoint.max_keep_ckpts=2', 'train_cfg.max_iters=20',
+                                   'default_hooks.checkpoint.max_abs_weight=None']
+    res = run(train_cmd(cfg, work, *opts), expect_ok=False)
+    match = re.search(r'training stopped at iteration (\d+): MAGE loss is nan', res.stderr)
+    assert res.returncode != 0 and match, res.stderr[-3000:]
+    n = int(match.group(1))
+    assert (f'{osp.join(work, f"iter_{n - 1}.pth")} holds the weights that gave this loss' in res.stderr
+            and f'the last good one is {osp.join(work, f"iter_{n - 2}.pth")}' in res.stderr), res.stderr[-2000:]

@@ -170,6 +170,8 @@ class MAGECheckpointHook(CheckpointHook):
         self.finite_check_interval = finite_check_interval
         self.amp_max_skipped = amp_max_skipped
         self.last_good_ckpt: Optional[str] = None
+        # (iteration after which the weights were saved, path) of every checkpoint this run wrote or resumed
+        self._good: List[tuple] = []
         self._started_from: Optional[str] = None
         self._resume_states: Optional[List[Dict[str, Any]]] = None
         self._gathered_states: Optional[List[Dict[str, Any]]] = None
@@ -187,6 +189,8 @@ class MAGECheckpointHook(CheckpointHook):
         if runner._resume and self.last_good_ckpt is None:
             # the checkpoint we resumed from: its weights passed this check when it was written
             self.last_good_ckpt = self._started_from
+            if self._started_from is not None:
+                self._good.append((runner.iter, self._started_from))
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._started_from = getattr(runner, '_load_from', None) or find_latest_checkpoint(runner.work_dir)
@@ -324,8 +328,20 @@ class MAGECheckpointHook(CheckpointHook):
             f'written. {self.describe_last_good()} Lower the learning rate (or check the data and AMP settings) '
             'before resuming.')
 
-    def describe_last_good(self) -> str:
-        """One sentence naming the last checkpoint whose weights passed the check (or saying there is none)."""
+    def describe_last_good(self, failed_iter: Optional[int] = None) -> str:
+        """One sentence naming the last checkpoint whose weights passed the check (or saying there is none).
+
+        Args:
+            failed_iter (int, optional): The iteration whose forward gave a non-finite loss (the model's own
+                stop, before the update). If the last checkpoint holds exactly the weights of that forward, it
+                is named as such and the one before it (if still on disk) as the last good one.
+        """
+        if failed_iter is not None and self._good and self._good[-1][0] == failed_iter - 1:
+            bad = self._good[-1][1]
+            earlier = [p for _, p in self._good[:-1] if osp.isfile(p)]
+            tail = (f'the last good one is {earlier[-1]}; resume with --resume {earlier[-1]}.' if earlier else
+                    'no earlier checkpoint of this run is left (rotation removed them).')
+            return f'{bad} holds the weights that gave this loss (they were finite when it was written); ' + tail
         if self.last_good_ckpt is not None:
             return (f'The last good checkpoint is {self.last_good_ckpt} (its weights passed this check when it '
                     f'was written); resume with --resume {self.last_good_ckpt}.')
@@ -400,6 +416,7 @@ class MAGECheckpointHook(CheckpointHook):
                                  save_param_scheduler=self.save_param_scheduler, meta=meta, by_epoch=self.by_epoch,
                                  backend_args=self.backend_args)
         self.last_good_ckpt = self.last_ckpt
+        self._good.append((runner.iter + 1, self.last_ckpt))
         if not is_main_process():
             return
         with atomic_write(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
