@@ -9,7 +9,10 @@
 #       training images (the floor at this sample size)           tools/analysis_tools/{fid_reference_stats,compute_fid}.py
 #   [6] linear probe of the MAGE encoder vs the same probe on a randomly initialised encoder
 #                                                                 tools/train.py configs/mage/benchmarks/..._fashion-mnist-32px.py
-#   [7] report: numbers, sample grid, reconstruction grid, loss curves -> $WORK/report.md
+#   [7] class-conditional MAGE: a LeNet-5 judge trained on the real training split, the MAGE fine-tuned with a
+#       class embedding (encoder frozen), guidance chosen on selection samples, 10-row grid, class accuracy at
+#       s = 1 and the chosen s, FID vs test                       tools/demo_conditional.sh
+#   [8] report: numbers, sample grid, reconstruction grid, loss curves -> $WORK/report.md
 #                                                                 tools/analysis_tools/demo_report.py
 #
 #   bash tools/demo.sh                  # the full demo (about 12 min on 2 idle CPU cores)
@@ -21,8 +24,8 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 WORK=${WORK_DIR:-work_dirs/demo}
 DATA=${DATA_DIR:-data/fashion_mnist}
-STAGES=${DEMO_STAGES:-1 2 3 4 5 6 7}
-NSTAGES=7
+STAGES=${DEMO_STAGES:-1 2 3 4 5 6 7 8}
+NSTAGES=8
 TOK_CFG=configs/tokenizer/vqgan_tiny-f4_1xb32-300iters_fashion-mnist-32px.py
 MAGE_CFG=configs/mage/mage_vit-tiny_1xb32-2000iters_fashion-mnist-32px.py
 GEN_CFG=configs/generation/mage-gen_vit-tiny_iter8-temp6_photo-crops-32px.py
@@ -45,7 +48,7 @@ MAGE_CKPT=$WORK/mage/iter_${MAGE_ITERS}.pth
 mkdir -p "$WORK/results" "$WORK/pictures"
 RESULTS=$WORK/results.json
 # a complete run starts a fresh record; a partial one (DEMO_STAGES) adds to it
-[ "$STAGES" = "1 2 3 4 5 6 7" ] && rm -f "$RESULTS" "$WORK"/results/*.json "$WORK"/pictures/*.png
+[ "$STAGES" = "1 2 3 4 5 6 7 8" ] && rm -f "$RESULTS" "$WORK"/results/*.json "$WORK"/pictures/*.png
 
 record_time() {  # record_time STAGE SECONDS: merge into $RESULTS["timings"]
   "$PYTHON" - "$RESULTS" "$1" "$2" <<'EOF'
@@ -146,6 +149,11 @@ EOF
 }
 run_stage 6 "linear probe: pretrained vs random" probe
 
+conditional() {
+  PYTHON="$PYTHON" WORK="$WORK" DATA="$DATA" MAGE_CKPT="$MAGE_CKPT" bash tools/demo_conditional.sh
+}
+run_stage 7 "class-conditional generation" conditional
+
 report() {
   local extra=() f
   for f in "$WORK"/results/*.json; do [ -f "$f" ] && extra+=("$f"); done
@@ -156,5 +164,5 @@ report() {
     --tokenizer "$TOKENIZER_CKPT" --images "$DATA/test" --num-recon 16 \
     --results "$RESULTS" ${extra[@]+"${extra[@]}"} ${pics[@]+"${pics[@]}"}
 }
-run_stage 7 "report" report
+run_stage 8 "report" report
 echo "== done: $WORK/report.md (stage timings in $RESULTS)"

@@ -8,7 +8,8 @@
 #   d) fresh samples (other seeds), 10 classes x $NUM_PER_CLASS, at s = 1 (no guidance) and at the chosen s:
 #      class accuracy under the judge, FID vs the held-out test split, a grid with one row per class, next to
 #      the judge's accuracy on real test images          tools/generate.py --classes all, tools/analysis_tools/class_accuracy.py
-# Environment (set by tools/demo.sh): PYTHON, WORK, DATA, MAGE_CKPT, DEMO_SHORT.
+# Environment (set by tools/demo.sh): PYTHON, WORK, DATA, MAGE_CKPT, DEMO_SHORT; DEMO_SCALES (guidance scales
+# to choose from, default "1 3 6 12 20"), DEMO_COND_REUSE=1 (reuse the judge and the fine-tuned model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
@@ -23,7 +24,7 @@ if [ "${DEMO_SHORT:-0}" = "1" ]; then
   COND_SHORT=(train_dataloader.batch_size=8 default_hooks.logger.interval=1 param_scheduler.0.end=2
               param_scheduler.1.begin=2)
 else
-  CLS_EPOCHS=${DEMO_CLS_EPOCHS:-12}; COND_ITERS=${DEMO_COND_ITERS:-600}; SCALES=${DEMO_SCALES:-1 2 3 5}
+  CLS_EPOCHS=${DEMO_CLS_EPOCHS:-12}; COND_ITERS=${DEMO_COND_ITERS:-600}; SCALES=${DEMO_SCALES:-1 3 6 12 20}
   NUM_SELECT=${DEMO_NUM_SELECT:-5}; NUM_PER_CLASS=${DEMO_NUM_PER_CLASS:-10}; NUM_FID_REF=${DEMO_NUM_FID_REF:-500}
   COND_SHORT=()
 fi
@@ -31,6 +32,10 @@ COND_CKPT=$WORK/mage_cond/iter_${COND_ITERS}.pth
 CLS_CKPT=$WORK/classifier/epoch_${CLS_EPOCHS}.pth
 mkdir -p "$WORK/results" "$WORK/pictures" "$WORK/cond"
 
+# DEMO_COND_REUSE=1: keep the judge and the fine-tuned model of an earlier run (steps c-d only)
+if [ "${DEMO_COND_REUSE:-0}" = "1" ] && [ -f "$CLS_CKPT" ] && [ -f "$COND_CKPT" ]; then
+  echo "-- a), b) reused: $CLS_CKPT, $COND_CKPT"
+else
 echo "-- a) LeNet-5 judge on the real training split ($CLS_EPOCHS epochs)"
 "$PYTHON" tools/train.py "$CLS_CFG" --work-dir "$WORK/classifier" --cfg-options \
   train_dataloader.dataset.data_root="$DATA" val_dataloader.dataset.data_root="$DATA" \
@@ -42,6 +47,7 @@ echo "-- b) class-conditional fine-tuning from $MAGE_CKPT ($COND_ITERS iteration
   model.init_checkpoint="$MAGE_CKPT" train_dataloader.dataset.data_root="$DATA" train_cfg.max_iters="$COND_ITERS" \
   param_scheduler.1.end="$COND_ITERS" default_hooks.checkpoint.interval="$COND_ITERS" \
   ${COND_SHORT[@]+"${COND_SHORT[@]}"}
+fi
 
 echo "-- c) guidance scale chosen on selection samples (seeds 1000000+) judged by the training-split classifier"
 select_dirs=()

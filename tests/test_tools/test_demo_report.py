@@ -32,9 +32,9 @@ def demo(tmp_path_factory):
 def test_short_demo_produces_every_artefact(demo):
     work, data, log = demo
     stages = ('data: Fashion-MNIST', 'tokenizer training', 'MAGE pretraining', 'generation', 'FID',
-              'linear probe: pretrained vs random', 'report')
+              'linear probe: pretrained vs random', 'class-conditional generation', 'report')
     for i, name in enumerate(stages, 1):
-        assert f'== [{i}/7] {name}: done in' in log
+        assert f'== [{i}/8] {name}: done in' in log
     assert 'recon/psnr' in log  # the tokenizer validated at its last iteration
     assert osp.isfile(osp.join(work, 'tokenizer', 'iter_4.pth')) and osp.isfile(osp.join(work, 'mage', 'iter_4.pth'))
     timings = json.load(open(osp.join(work, 'results.json')))['timings']
@@ -88,3 +88,17 @@ def test_report_helpers_on_the_demo_logs(demo, tmp_path):
                                                     'note': 'ok'}
     with pytest.raises(FileNotFoundError, match='scalars.json'):
         tool.read_scalars(str(tmp_path))
+
+
+def test_short_demo_conditional_stage(demo):
+    """Stage 7: the judge, the conditional fine-tune, the guidance choice, balanced samples and their numbers."""
+    work, _, _ = demo
+    (section, ) = json.load(open(osp.join(work, 'results', 'conditional.json'))).values()
+    assert 0 <= section['judge top-1 on real test images (%)'] <= 100
+    assert [k for k in section if k.startswith('class accuracy of 20 samples, no guidance s = 1')]
+    assert set(section['selection (other seeds): class accuracy per scale (%)']) == {'s = 1', 's = 3'}
+    labels = [int(line.split()[1]) for line in open(osp.join(work, 'cond', 'samples_s1', 'labels.txt'))]
+    assert labels == [c for c in range(10) for _ in range(2)]  # balanced, class-major
+    grid = Image.open(osp.join(work, 'pictures', 'conditional_unguided.png'))
+    assert grid.size == (2 * 34 + 2, 10 * 34 + 2)  # one row per class
+    assert osp.isfile(osp.join(work, 'mage_cond', 'iter_4.pth'))
