@@ -167,5 +167,6 @@ def evaluate_folder(config: str, checkpoint: str, folder: str, labels_file: Opti
     return result
 
 
-__all__ = ['class_accuracy', 'classifier_num_classes', 'read_labels_file', 'labelled_dataset_cfg', 'classify_dataset', 'build_classifier',
+__all__ = ['class_accuracy', 'classifier_num_classes', 'read_labels_file', 'labelled_dataset_cfg', 'classify_dataset',
+           'build_classifier',
            'evaluate_folder', 'LABELS_FILE']

@@ -8,11 +8,13 @@ from mmengine.config import Config
 import mage_mm.register  # noqa: F401
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-PAIRS = [
-    ('mage-cond_vit-tiny_1xb8-20iters_photo-crops-5cls-32px.py', 'mage-cond-gen_vit-tiny_iter8-temp6_photo-crops-5cls-32px.py',
-     5),
-    ('mage-cond_vit-base-p16_8xb256-amp-coslr-100e_in1k-256px.py', 'mage-cond-gen_vit-base-p16_iter20-temp6-50k_in1k-256px.py',
-     1000),
+PAIRS = [  # (fine-tune config in configs/mage, generation config in configs/generation, classes)
+    ('mage-cond_vit-tiny_1xb8-20iters_photo-crops-5cls-32px.py',
+     'mage-cond-gen_vit-tiny_iter8-temp6_photo-crops-5cls-32px.py', 5),
+    ('mage-cond_vit-tiny_1xb32-600iters_fashion-mnist-32px.py',
+     'mage-cond-gen_vit-tiny_iter8-temp6_fashion-mnist-32px.py', 10),
+    ('mage-cond_vit-base-p16_8xb256-amp-coslr-100e_in1k-256px.py',
+     'mage-cond-gen_vit-base-p16_iter20-temp6-50k_in1k-256px.py', 1000),
     ('mage-cond_vit-large-p16_8xb256-amp-coslr-100e_in1k-256px.py',
      'mage-cond-gen_vit-large-p16_iter20-temp6-50k_in1k-256px.py', 1000),
 ]
@@ -20,9 +22,10 @@ PAIRS = [
 
 @pytest.mark.parametrize('train_cfg,gen_cfg,num_classes', PAIRS)
 def test_generation_config_matches_finetune_config(train_cfg, gen_cfg, num_classes):
-    import mage_mm.models.generators.mage_cond_generator  # noqa: F401
     from mmagic.registry import MODELS as MMAGIC
     from mmpretrain.registry import MODELS
+
+    import mage_mm.models.generators.mage_cond_generator  # noqa: F401
     train = Config.fromfile(osp.join(ROOT, 'configs', 'mage', train_cfg))
     gen = Config.fromfile(osp.join(ROOT, 'configs', 'generation', gen_cfg))
     assert train.model.type == 'MAGECond' and gen.model.type == 'MAGECondGenerator'

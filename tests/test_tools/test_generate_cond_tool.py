@@ -8,9 +8,9 @@ import pytest
 import torch
 from mmengine.config import Config
 from PIL import Image
+from tool_utils import load_tool
 
 import mage_mm.register  # noqa: F401
-from tool_utils import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 UNCOND_CFG = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')
@@ -62,7 +62,7 @@ def test_classes_all_balanced_resumable_and_batch_independent(cond_ckpt, tmp_pat
     out = str(tmp_path / 'all')
     common = [COND_GEN_CFG, cond_ckpt, '--classes', 'all', '--num-per-class', '3', '--guidance', '2.0']
     gen([*common, '--out-dir', out, '--batch-size', '4'])
-    lines = [l.split() for l in open(osp.join(out, 'labels.txt')).read().splitlines()]
+    lines = [line.split() for line in open(osp.join(out, 'labels.txt')).read().splitlines()]
     assert [name for name, _ in lines] == [f'{i:06d}.png' for i in range(15)]
     labels = [int(c) for _, c in lines]
     assert labels == [c for c in range(5) for _ in range(3)]  # balanced, class-major

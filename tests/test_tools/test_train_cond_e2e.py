@@ -30,9 +30,10 @@ def labelled_root(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def uncond_ckpt(tmp_path_factory):
-    import mage_mm.register  # noqa: F401
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
+
+    import mage_mm.register  # noqa: F401
     torch.manual_seed(0)
     model = MODELS.build(dict(Config.fromfile(UNCOND_CFG).model, _scope_='mmpretrain'))
     model.init_weights()
@@ -56,7 +57,7 @@ def test_conditional_train_and_resume(labelled_root, uncond_ckpt, tmp_path):
     log = run([sys.executable, 'tools/train.py', COND_CFG, '--work-dir', work, '--cfg-options',
                'train_cfg.max_iters=3', *common])
     losses = [float(x) for x in re.findall(r'\bloss: ([0-9.]+)', log)]
-    assert len(losses) >= 3 and all(l == l for l in losses)
+    assert len(losses) >= 3 and all(v == v for v in losses)
     assert re.search(r'null_fraction: [0-9.]+', log)  # label dropout is logged
     sd = safe_load(osp.join(work, 'iter_3.pth'))['state_dict']
     assert sd['neck.class_embed.weight'].shape == (6, 32) and sd['neck.class_embed.weight'].abs().sum() > 0

@@ -9,8 +9,8 @@ configs/classifier/lenet5_1xb64-12e_fashion-mnist-32px.py, or a fine-tuned MAGE 
 test pipeline is used. FOLDER: images written by ``tools/generate.py --classes ...`` (a flat folder
 with ``labels.txt``: ``<file> <class id>`` per line) or a class-folder tree of real images (classes =
 sorted sub-folder names, as for training; use it for the classifier's accuracy on real test images).
-``--fid-reference`` also computes the FID of each generated folder (one with a labels file) with the offline TF-Inception
-(mage_mm.evaluation.fid, as tools/analysis_tools/compute_fid.py). The result (accuracy in %, per
+``--fid-reference`` also computes the FID of each generated folder (one with a labels file) with the
+offline TF-Inception (mage_mm.evaluation.fid, as tools/analysis_tools/compute_fid.py). The result (accuracy in %, per
 class, counts, confusion matrix, FID) is printed and written to ``--out``.
 """
 import argparse
@@ -44,11 +44,16 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    import mage_mm.register  # noqa: F401  (a MAGE classifier config needs the components)
     from mmpretrain.registry import DATASETS
 
-    from mage_mm.evaluation.class_accuracy import build_classifier, class_accuracy, classifier_num_classes, \
-        classify_dataset, labelled_dataset_cfg
+    import mage_mm.register  # noqa: F401  (a MAGE classifier config needs the components)
+    from mage_mm.evaluation.class_accuracy import (
+        build_classifier,
+        class_accuracy,
+        classifier_num_classes,
+        classify_dataset,
+        labelled_dataset_cfg,
+    )
 
     model, pipeline = build_classifier(args.config, args.checkpoint, args.device)
     num_classes = args.num_classes or classifier_num_classes(model)
