@@ -288,6 +288,11 @@ def worker(workload: str, variant: str, size: str) -> Dict[str, Any]:
     out.update(res)
     out['peak_rss_mb'] = peak_rss_mb()
     out['minor_page_faults'] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    out['loadavg_1min_end'] = os.getloadavg()[0]  # a shared machine: how busy it was while this ran
+    if flags['compile']:  # why compile helps or not: graphs, graph breaks, recompilations
+        from torch._dynamo.utils import counters
+        out['dynamo'] = {k: {str(kk): vv for kk, vv in v.items()} for k, v in counters.items()
+                         if k in ('stats', 'graph_break', 'recompiles', 'frames')}
     out['start_rss_mb'] = import_rss_before
     return out
 
