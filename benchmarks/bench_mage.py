@@ -16,8 +16,8 @@ Variants: ``fp32`` (default), ``bf16`` (the precision switch: network in bf16, t
 tokenizer skipped), ``combined`` (bf16 + cache where it applies), ``compile`` (torch.compile of the
 network modules), ``combined_compile`` (combined + compile). ``--quick``/``--smoke`` skip the compile
 variants (compiling ViT-B takes minutes on 2 cores) unless ``--variants`` names them; a full run skips
-the slowest compiles (``FULL_DEFAULT_SKIP``). ``--quick`` shrinks the ViT-B workloads (128² images, 4
-decoding steps, 1 warm-up + 2 runs); ``--smoke`` is the test size (tiny models, ``SMOKE_VARIANTS``).
+the slowest compiles (``FULL_DEFAULT_SKIP``). ``--quick`` shrinks the ViT-B workloads (64² images: 4×4
+tokens, 2 decoding steps, 1 warm-up + 1 run); ``--smoke`` is the test size (tiny models, ``SMOKE_VARIANTS``).
 
 Each (workload, variant) runs in its own ``python`` process: warm-up (the first one under
 ``torch.utils.flop_counter.FlopCounterMode``, which counts the matmul/conv/attention FLOPs of the
@@ -77,7 +77,7 @@ PRETRAIN_TINY = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_ph
 # sizes: image side, decoding steps, warm-ups, timed repetitions (generation: gen_reps)
 SIZES = {
     'full': dict(side=256, gen_steps=20, warmup=1, reps=2, gen_reps=1),
-    'quick': dict(side=128, gen_steps=4, warmup=1, reps=2, gen_reps=2),
+    'quick': dict(side=64, gen_steps=2, warmup=1, reps=1, gen_reps=1),
     'smoke': dict(side=64, gen_steps=2, warmup=1, reps=1, gen_reps=1),
 }
 
@@ -400,7 +400,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description='mage_mm fp32 vs fast paths, one process per measurement')
     parser.add_argument('--json', required=False, help='write the results here')
     size = parser.add_mutually_exclusive_group()
-    size.add_argument('--quick', action='store_true', help='smaller ViT-B workloads (under 3 min on 2 cores)')
+    size.add_argument('--quick', action='store_true', help='ViT-B at 64², 1 timed run, no compile variants')
     size.add_argument('--smoke', action='store_true', help='tiny models only (the test)')
     parser.add_argument('--workloads', default=','.join(WORKLOADS))
     parser.add_argument('--variants', default=None, help='only these variants (comma separated)')
