@@ -9,11 +9,10 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import mage_mm.compat  # noqa: E402,F401  the version-gated shims of mage_mm/compat.py (as configs do)
-
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+import mage_mm.compat  # noqa: E402,F401  the version-gated shims of mage_mm/compat.py (as configs do)
 from mage_mm.datasets import wrap_datasets  # noqa: E402
 from mage_mm.engine.runner_checks import check_config_keys, check_load_from  # noqa: E402
 from mage_mm.utils.cfg_options import SafeDictAction  # noqa: E402  keys that cannot inject code

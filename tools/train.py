@@ -10,18 +10,21 @@ import sys
 from copy import deepcopy
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import mage_mm.compat  # noqa: E402,F401  the version-gated shims of mage_mm/compat.py (as configs do)
-
 from mmengine.config import Config, ConfigDict  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmengine.utils import digit_version  # noqa: E402
 from mmengine.utils.dl_utils import TORCH_VERSION  # noqa: E402
 
+import mage_mm.compat  # noqa: E402,F401  the version-gated shims of mage_mm/compat.py (as configs do)
 from mage_mm.datasets import wrap_datasets  # noqa: E402
 from mage_mm.engine.hooks import MAGECheckpointHook, NonFiniteTrainingError  # noqa: E402
-from mage_mm.engine.runner_checks import (check_config_keys, check_load_from, check_resume,  # noqa: E402
-                                          setup_auto_scale_lr, use_safe_checkpoint_hook)
-
+from mage_mm.engine.runner_checks import (  # noqa: E402
+    check_config_keys,
+    check_load_from,
+    check_resume,
+    setup_auto_scale_lr,
+    use_safe_checkpoint_hook,
+)
 from mage_mm.utils.cfg_options import SafeDictAction  # noqa: E402  keys that cannot inject code
 
 

@@ -39,10 +39,11 @@ def init_generator(config: Union[str, Config], checkpoint: Optional[str] = None,
         compile (bool, optional): ``torch.compile`` the network (backbone,
             neck, head); defaults to the config's top-level ``compile`` (False).
     """
+    from mmagic.registry import MODELS
+
     import mage_mm.models.generators.mage_cond_generator  # noqa: F401  registers MAGECondGenerator in mmagic
     import mage_mm.models.generators.mage_generator  # noqa: F401  registers MAGEGenerator in mmagic
     import mage_mm.register  # noqa: F401  the mmpretrain parts it builds (MAGEViT, ...)
-    from mmagic.registry import MODELS
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     cfg = Config.fromfile(config) if isinstance(config, str) else config

@@ -14,8 +14,14 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 
 from ..models.tokenizers.vqgan import ARCH_METADATA_KEY, MAGEVQGAN
-from ..utils.checkpoint import (TOKENIZER_KEY_PREFIX, TRAINER_TOKENIZER_PREFIX, CheckpointContentError, safe_load,
-                                state_dict_from, strip_prefix)
+from ..utils.checkpoint import (
+    TOKENIZER_KEY_PREFIX,
+    TRAINER_TOKENIZER_PREFIX,
+    CheckpointContentError,
+    safe_load,
+    state_dict_from,
+    strip_prefix,
+)
 
 _PREFIXES = (TRAINER_TOKENIZER_PREFIX, TOKENIZER_KEY_PREFIX)
 

@@ -9,8 +9,14 @@ from mmagic.registry import METRICS
 from mmengine.dist import barrier, broadcast_object_list, is_main_process
 from mmengine.logging import print_log
 
-from .fid import cached_reference_stats, compute_folder_stats, fid_from_features, load_stats, reference_protocol, \
-    save_stats
+from .fid import (
+    cached_reference_stats,
+    compute_folder_stats,
+    fid_from_features,
+    load_stats,
+    reference_protocol,
+    save_stats,
+)
 from .inception import TFInceptionFeatures
 
 

@@ -5,14 +5,17 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from generation_utils import (
+    TINY_GEN_CFG,
+    real_photo_folder,
+    save_random_tiny_checkpoint,  # noqa: F401
+)
 from PIL import Image
+from tool_utils import load_tool
 
 import mage_mm.models.generators.mage_generator  # noqa: F401
-from generation_utils import ROOT, TINY_GEN_CFG, real_photo_folder, \
-    save_random_tiny_checkpoint  # noqa: F401
 from mage_mm.apis import init_generator, load_rgb01
 from mage_mm.models.generators import edit_mask, schedule_counts, token_mask_from_pixels
-from tool_utils import load_tool
 
 
 @pytest.fixture(scope='module')

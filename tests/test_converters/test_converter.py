@@ -14,9 +14,9 @@ import sys
 import pytest
 import torch
 from mmpretrain.registry import MODELS
+from parity_utils import build_mage, build_tokenizer
 
 from mage_mm.converters import CheckpointLayoutError, convert_official
-from parity_utils import build_mage, build_tokenizer
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'model_converters', 'mage_to_mmpretrain.py')

@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-
 from tool_utils import REPO_ROOT as ROOT
 from tool_utils import load_tool
 

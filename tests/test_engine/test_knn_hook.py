@@ -8,11 +8,11 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import default_collate
 from mmpretrain.registry import DATASETS, MODELS
+from tool_utils import load_tool
 
 from mage_mm.datasets import packaged_photo_paths, random_crops, write_image_folder
 from mage_mm.evaluation import knn_scores, linear_probe_scores, pool_features, topk_accuracy
 from mage_mm.utils.checkpoint import safe_load
-from tool_utils import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PRETRAIN_TINY = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')

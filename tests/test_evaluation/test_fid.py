@@ -11,17 +11,26 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from generation_utils import TINY_GEN_CFG, real_photo_folder, save_random_tiny_checkpoint  # noqa: F401
 from mmengine.config import Config
 from PIL import Image
 from scipy import linalg
+from tool_utils import load_tool
 
 import mage_mm.evaluation.metrics  # noqa: F401  registers LocalInceptionFID in mmagic
-from generation_utils import (TINY_GEN_CFG, real_photo_folder,  # noqa: F401
-                              save_random_tiny_checkpoint)
-from mage_mm.evaluation import (TFInceptionFeatures, cached_reference_stats, compute_folder_features,
-                                feature_statistics, fid_from_features, frechet_distance, list_images,
-                                load_reference_image, load_stats, save_stats, tf1_bilinear_resize)
-from tool_utils import load_tool
+from mage_mm.evaluation import (
+    TFInceptionFeatures,
+    cached_reference_stats,
+    compute_folder_features,
+    feature_statistics,
+    fid_from_features,
+    frechet_distance,
+    list_images,
+    load_reference_image,
+    load_stats,
+    save_stats,
+    tf1_bilinear_resize,
+)
 
 
 @pytest.fixture(scope='module')

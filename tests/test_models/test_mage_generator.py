@@ -8,16 +8,16 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from generation_utils import TINY_GEN_CFG, TINY_PRETRAIN_CFG
 from mmengine.config import Config
+from parity_utils import backbone_cfg, token_grid, tokenizer_cfg
 from PIL import Image
 
 import mage_mm.models.generators.mage_generator  # noqa: F401  registers MAGEGenerator in mmagic
-from generation_utils import TINY_GEN_CFG, TINY_PRETRAIN_CFG
 from mage_mm.apis import init_generator
 from mage_mm.converters import convert_official
 from mage_mm.models.generators import DecodingOptions, ReplaySampler, iterative_decode
 from mage_mm.models.generators.mage_generator import MAGEGenerator
-from parity_utils import backbone_cfg, token_grid, tokenizer_cfg
 
 
 @pytest.fixture(scope='module')

@@ -10,13 +10,13 @@ import pytest
 import torch
 from mmengine.config import Config
 from PIL import Image
+from tool_utils import load_tool
 
 import mage_mm.models.detection  # noqa: F401  registers MAGEViTDet / SimpleFeaturePyramid in mmdet
 from mage_mm.datasets import packaged_photo_paths, random_crops
 from mage_mm.models.backbones import MAGEViT
 from mage_mm.models.backbones.mage_vitdet import MAGEViTDet
 from mage_mm.models.necks.simple_fpn import SimpleFeaturePyramid
-from tool_utils import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = osp.join(ROOT, 'configs', 'detection', 'vitdet_mask-rcnn_mage-vit-tiny_1xb2-4iters_photo-coco-64px.py')

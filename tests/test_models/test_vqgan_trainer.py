@@ -12,14 +12,14 @@ from mmengine.config import Config
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+from tool_utils import load_tool, run_checked
 
 import mage_mm.models.algorithms.vqgan_trainer  # noqa: F401  registers the trainer (imports mmagic)
+from mage_mm.apis import load_tokenizer, read_tokenizer
 from mage_mm.datasets import packaged_photo_paths, random_crops, write_image_folder
 from mage_mm.evaluation import VQReconstructionMetric, psnr
-from mage_mm.apis import load_tokenizer, read_tokenizer
 from mage_mm.models.utils.codebook import codebook_stats
 from mage_mm.utils.checkpoint import safe_load
-from tool_utils import load_tool, run_checked
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = osp.join(ROOT, 'configs', 'tokenizer', 'vqgan_tiny-f4_1xb8-20iters_photo-crops-32px.py')

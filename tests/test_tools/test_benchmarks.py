@@ -11,13 +11,13 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmpretrain.registry import DATASETS, MODELS
+from parity_utils import backbone_cfg, tokenizer_cfg
+from tool_utils import load_tool
 
+from mage_mm.converters import convert_official
 from mage_mm.datasets import RandomResizedCropNoRetry
 from mage_mm.engine import MAGELARS
 from mage_mm.utils.checkpoint import safe_load
-from mage_mm.converters import convert_official
-from parity_utils import backbone_cfg, tokenizer_cfg
-from tool_utils import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BENCH = osp.join(ROOT, 'configs', 'mage', 'benchmarks')

@@ -5,9 +5,8 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from generation_utils import ROOT, TINY_GEN_CFG, TINY_PRETRAIN_CFG, real_photo_folder  # noqa: F401
+from PIL import Image
 from tool_utils import load_tool
 from tool_utils import run_checked as run
 

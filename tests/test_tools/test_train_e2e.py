@@ -7,10 +7,10 @@ import sys
 
 import pytest
 import torch
-
-from mage_mm.utils.checkpoint import safe_load
 from tool_utils import REPO_ROOT as ROOT
 from tool_utils import run_checked as run
+
+from mage_mm.utils.checkpoint import safe_load
 
 CFG = osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py')
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # subprocesses running mmengine Runners

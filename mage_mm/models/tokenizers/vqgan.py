@@ -14,7 +14,6 @@ from mmpretrain.registry import MODELS
 
 from ..utils.pretrained import StrictPretrainedMixin  # a Pretrained init_cfg loads strictly
 
-
 #: key under which a MAGEVQGAN records its architecture in its state dict's ``_metadata`` entry (plain data:
 #: read back with ``weights_only=True``, so a checkpoint names its tokenizer without any config text to evaluate)
 ARCH_METADATA_KEY = 'mage_mm_tokenizer_arch'
