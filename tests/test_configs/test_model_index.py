@@ -137,3 +137,34 @@ def test_mim_loader_reads_the_index():
     assert sorted(table['config']) == config_files()
     assert table.loc['vit-large-p16_8xb512-linear-coslr-90e_in1k-256px', 'imagenet-1k/top_1_accuracy'] == 78.9
     assert table.loc['mage-gen_vit-large-p16_iter20-temp6-50k_in1k-256px', 'imagenet-1k/fid'] == 9.10
+
+
+@pytest.mark.integration
+def test_mim_search_finds_every_config_of_an_installed_wheel(tmp_path):
+    """`pip install` of a built wheel ships the index in mage_mm/.mim; mim's own `search` lists every config."""
+    import shutil
+    import subprocess
+    import sys
+
+    # build from a copy of the tracked files, so that the build's mage_mm/.mim copies stay out of the checkout
+    src = tmp_path / 'src'
+    tracked = subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for rel in tracked.split():
+        if rel.startswith(('mage_mm/', 'configs/', 'tools/', 'requirements/')) or rel in (
+                'setup.py', 'model-index.yml', 'README.md'):
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(osp.join(ROOT, rel), src / rel)
+    pip = [sys.executable, '-m', 'pip', '--disable-pip-version-check', '-q']
+    subprocess.run(pip + ['wheel', '--no-deps', '--no-build-isolation', str(src), '-w', str(tmp_path / 'whl')],
+                   check=True, capture_output=True)
+    wheel = next((tmp_path / 'whl').glob('mage_mm-*.whl'))
+    site = tmp_path / 'site'
+    subprocess.run(pip + ['install', '--no-deps', '--target', str(site), str(wheel)], check=True, capture_output=True)
+    assert (site / 'mage_mm' / '.mim' / 'model-index.yml').is_file()
+
+    mim = osp.join(osp.dirname(sys.executable), 'mim')
+    out = subprocess.run([mim, 'search', 'mage_mm', '--field', 'config', '--display-width', '400'], cwd=tmp_path,
+                         env=dict(__import__('os').environ, PYTHONPATH=str(site)), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    listed = set(line.strip() for line in out.stdout.split() if line.strip().startswith('configs/'))
+    assert listed == set(config_files()), sorted(set(config_files()) ^ listed)
