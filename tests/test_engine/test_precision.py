@@ -6,6 +6,7 @@ tools/train.py saves, resumes and continues; token ids stay exact (fp32 tokenisi
 import glob
 import json
 import os.path as osp
+import time
 
 import numpy as np
 import pytest
@@ -113,13 +114,17 @@ def test_train_bf16_saves_resumes_and_continues(photos, tmp_path):
     ckpt = safe_load(osp.join(work, 'iter_4.pth'))
     assert ckpt['meta']['iter'] == 4 and "type='CPUAutocastOptimWrapper'" in ckpt['meta']['cfg']
     assert all(v.dtype == torch.float32 for k, v in ckpt['state_dict'].items() if v.is_floating_point())
-    # resume from iter 2 and continue to 6, still in bf16 (the config key this time)
-    train.main([TINY_PRETRAIN_CFG, '--work-dir', work, '--resume', osp.join(work, 'iter_2.pth'), '--cfg-options',
+    # resume from iter 2 and continue to 6, still in bf16 (the config key this time), in a work dir of its own.
+    # mmengine names a run's logger and visualizer instances by the second it started and reuses an instance of
+    # the same name in the same process, so a run starting within the same second would log into the first one.
+    time.sleep(max(0.0, 1.05 - (time.time() % 1.0)))
+    resumed = str(tmp_path / 'resumed')
+    train.main([TINY_PRETRAIN_CFG, '--work-dir', resumed, '--resume', osp.join(work, 'iter_2.pth'), '--cfg-options',
                 'precision=bf16', 'train_cfg.max_iters=6', *common])
-    assert osp.isfile(osp.join(work, 'iter_6.pth'))
-    assert safe_load(osp.join(work, 'iter_6.pth'))['meta']['iter'] == 6
-    runs = sorted(glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json')))
-    assert len(runs) == 2
+    assert osp.isfile(osp.join(resumed, 'iter_6.pth'))
+    assert safe_load(osp.join(resumed, 'iter_6.pth'))['meta']['iter'] == 6
+    runs = sorted(glob.glob(osp.join(resumed, '*', 'vis_data', 'scalars.json')))
+    assert len(runs) == 1
     with open(runs[-1]) as f:
         rows = [json.loads(line) for line in f if '"loss"' in line]
     assert [r['iter'] for r in rows] == [3, 4, 5, 6] and all(np.isfinite([r['loss'] for r in rows]))
