@@ -2,18 +2,15 @@
 layer-wise lr decay through the detector, and the tiny Mask R-CNN config with the real mmdet and mmcv ops
 on real-photo composites."""
 import json
-import os
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from PIL import Image
 from tool_utils import load_tool
 
 import mage_mm.models.detection  # noqa: F401  registers MAGEViTDet / SimpleFeaturePyramid in mmdet
-from mage_mm.datasets import packaged_photo_paths, random_crops
 from mage_mm.models.backbones import MAGEViT
 from mage_mm.models.backbones.mage_vitdet import MAGEViTDet
 from mage_mm.models.necks.simple_fpn import SimpleFeaturePyramid
@@ -29,43 +26,10 @@ VIT_KW = dict(arch=ARCH, codebook_size=256, num_legacy_class_ids=1, fake_class_i
 pytestmark = pytest.mark.usefixtures('mmdet_scope')  # tests/conftest.py
 
 
-def make_tiny_coco(root, num_train=4, num_val=2, size=96, obj=32, seed=0):
-    """Composites of real photos with exact annotations: a crop of the cat photo ('cat') and of the coffee
-    photo ('cup') pasted at random places on crops of the other photos."""
-    paths = packaged_photo_paths()
-    names = [osp.basename(p) for p in paths]
-    cat, cup = paths[names.index('chelsea.png')], paths[names.index('coffee.png')]
-    backgrounds, _ = random_crops([p for p in paths if p not in (cat, cup)], num_train + num_val, size, seed=seed)
-    objects = [random_crops([cat], num_train + num_val, obj, seed=seed + 1)[0],
-               random_crops([cup], num_train + num_val, obj, seed=seed + 2)[0]]
-    rng = np.random.default_rng(seed)
-    os.makedirs(osp.join(root, 'images'), exist_ok=True)
-    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
-    ann_id = 1
-    for split, ids in (('train', range(num_train)), ('val', range(num_train, num_train + num_val))):
-        images, anns = [], []
-        for i in ids:
-            img = backgrounds[i].copy()
-            x0 = int(rng.integers(0, size // 2 - obj + 1))
-            for label in (0, 1):  # one object per class, in the left and right half
-                x, y = x0 + label * size // 2, int(rng.integers(0, size - obj + 1))
-                img[y:y + obj, x:x + obj] = objects[label][i]
-                anns.append(dict(id=ann_id, image_id=i, category_id=label + 1, bbox=[x, y, obj, obj],
-                                 area=obj * obj, iscrowd=0,
-                                 segmentation=[[x, y, x + obj, y, x + obj, y + obj, x, y + obj]]))
-                ann_id += 1
-            name = f'{split}_{i:03d}.png'
-            Image.fromarray(img).save(osp.join(root, 'images', name))
-            images.append(dict(id=i, file_name=name, width=size, height=size))
-        with open(osp.join(root, 'annotations', f'{split}.json'), 'w') as f:
-            json.dump(dict(images=images, annotations=anns,
-                           categories=[dict(id=1, name='cat'), dict(id=2, name='cup')]), f)
-    return root
-
-
 @pytest.fixture(scope='module')
 def coco_root(tmp_path_factory):
-    return make_tiny_coco(str(tmp_path_factory.mktemp('tiny_coco')))
+    # the README's command for data/tiny_coco: real-photo composites with exact annotations
+    return load_tool('dataset_converters/prepare_photo_coco').make_photo_coco(str(tmp_path_factory.mktemp('tiny_coco')))
 
 
 def reference_window_forward(det: MAGEViTDet, images: torch.Tensor) -> torch.Tensor:
