@@ -17,7 +17,7 @@
 import difflib
 import glob
 import os.path as osp
-from typing import Iterable, List, Optional
+from typing import Iterable, Optional
 
 from mmengine.config import Config, ConfigDict
 
@@ -137,11 +137,6 @@ def setup_auto_scale_lr(cfg: Config) -> None:
     cfg.auto_scale_lr['enable'] = True
 
 
-def _first(keys: Iterable[str], n: int = 8) -> str:
-    keys = sorted(keys)
-    return ', '.join(keys[:n]) + (f' ... ({len(keys)} in all)' if len(keys) > n else '')
-
-
 def check_load_from(model, filename: str) -> None:
     """``load_from`` must fit the model: the same keys and shapes (mmengine would load ``strict=False``).
 
@@ -155,7 +150,7 @@ def check_load_from(model, filename: str) -> None:
     """
     from mmengine.model import is_model_wrapper
 
-    from ..utils.checkpoint import safe_load
+    from ..utils.checkpoint import compare_state_dicts, safe_load
     if not osp.isfile(filename):
         raise FileNotFoundError(f'load_from checkpoint not found: {filename}')
     ckpt = safe_load(filename, map_location='cpu')
@@ -164,22 +159,12 @@ def check_load_from(model, filename: str) -> None:
         raise ValueError(f'load_from {filename} holds no state dict')
     state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
     model = model.module if is_model_wrapper(model) else model
-    own = model.state_dict()
-    missing = set(own) - set(state)
-    unexpected = set(state) - set(own)
-    shapes = [f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}' for k in sorted(set(own) & set(state))
-              if hasattr(state[k], 'shape') and tuple(state[k].shape) != tuple(own[k].shape)]
-    if not (missing or unexpected or shapes):
+    fit = compare_state_dicts(model.state_dict(), state)
+    if fit.fits:
         return
-    problems: List[str] = []
-    if missing:
-        problems.append(f'{len(missing)} of the model\'s {len(own)} keys are missing ({_first(missing)})')
-    if unexpected:
-        problems.append(f'{len(unexpected)} keys are not in the model ({_first(unexpected)})')
-    if shapes:
-        problems.append(f'{len(shapes)} shapes differ ({"; ".join(shapes[:5])})')
+    problems = fit.problems(type(model).__name__)
     hint = ''
-    if not set(own) & set(state):
+    if not fit.num_shared:
         prefixes = sorted({k.split('.')[0] + '.' for k in state})[:5]
         hint = (f' No key matches: this is a checkpoint of another model (its keys start with {", ".join(prefixes)}).'
                 ' To initialise a part of the model from it, use that part\'s init_cfg with a prefix instead.')

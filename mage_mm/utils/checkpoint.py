@@ -19,12 +19,14 @@ such a file can opt in for that exact file with
 ``MAGE_MM_TRUSTED_CHECKPOINTS=/abs/path.pth[:/other.pth]``.
 """
 import codecs
+import fnmatch
 import os
 import os.path as osp
 import pickle
 import zipfile
 from collections import OrderedDict
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -119,11 +121,6 @@ class CheckpointContentError(ValueError):
     """A checkpoint file loads but does not hold what the caller needs (the message names the file and keys)."""
 
 
-def _key_sample(keys, n: int = 8) -> str:
-    keys = sorted(keys)
-    return ', '.join(keys[:n]) + (f' … (+{len(keys) - n} more)' if len(keys) > n else '')
-
-
 def state_dict_from(checkpoint: Any, source: str = 'checkpoint') -> Dict[str, torch.Tensor]:
     """The tensors of a loaded checkpoint, whatever wrote it.
 
@@ -150,11 +147,11 @@ def state_dict_from(checkpoint: Any, source: str = 'checkpoint') -> Dict[str, to
         else:
             raise CheckpointContentError(
                 f'{source}: no state dict found: expected a "state_dict" (mmengine) or "model" (official MAGE) '
-                f'entry or a flat dict of tensors; top-level keys are: {_key_sample(checkpoint.keys())}')
+                f'entry or a flat dict of tensors; top-level keys are: {first_keys(checkpoint.keys())}')
     bad = [k for k, v in sd.items() if not torch.is_tensor(v)]
     if not sd or bad:
         raise CheckpointContentError(f'{source}: the state dict is empty' if not sd else
-                                     f'{source}: state dict entries that are not tensors: {_key_sample(bad)}')
+                                     f'{source}: state dict entries that are not tensors: {first_keys(bad)}')
     if all(k.startswith('module.') for k in sd):
         # keep torch's per-module _metadata (versions, MAGEVQGAN's arch) under the stripped names
         stripped = OrderedDict((k[len('module.'):], v) for k, v in sd.items())
@@ -178,6 +175,80 @@ def strip_prefix(state_dict: Dict[str, torch.Tensor], prefix: str) -> Dict[str, 
     return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
+def first_keys(keys: Iterable[str], n: int = 8) -> str:
+    """The first ``n`` of ``keys`` in sorted order, for error messages (``a, b ... (12 in all)``)."""
+    keys = sorted(keys)
+    return ', '.join(keys[:n]) + (f' ... ({len(keys)} in all)' if len(keys) > n else '')
+
+
+@dataclass(frozen=True)
+class StateDictFit:
+    """How a checkpoint's state dict fits a model's: the one comparison behind every strict load in mage_mm.
+
+    Used by the strict ``Pretrained`` init (``models/utils/pretrained.py``), the ``load_from`` check
+    (``engine/runner_checks.py``), the generator loader and ``MAGECond``; each adds its own context
+    (file, prefix, hint) to :meth:`problems`.
+
+    Attributes:
+        num_model_keys (int): How many keys the model has.
+        missing (tuple[str]): Model keys the checkpoint lacks (allowed ones excluded), sorted.
+        unexpected (tuple[str]): Checkpoint keys the model lacks (allowed ones excluded), sorted.
+        mismatched (tuple[str]): ``'key: checkpoint (shape) vs model (shape)'`` for keys of both, sorted.
+        num_shared (int): Keys in both (0: a checkpoint of another model, or a wrong prefix).
+    """
+    num_model_keys: int
+    missing: Tuple[str, ...]
+    unexpected: Tuple[str, ...]
+    mismatched: Tuple[str, ...]
+    num_shared: int
+
+    @property
+    def fits(self) -> bool:
+        """Every key of both sides present on the other (allowed ones aside), with equal shapes."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def problems(self, model_name: str) -> List[str]:
+        """One phrase per kind of mismatch, naming the first keys (empty when it fits)."""
+        out = []
+        if self.missing:
+            out.append(f'{len(self.missing)} of {model_name}\'s {self.num_model_keys} keys are missing '
+                       f'({first_keys(self.missing)})')
+        if self.unexpected:
+            out.append(f'{len(self.unexpected)} checkpoint keys are not in {model_name} '
+                       f'({first_keys(self.unexpected)})')
+        if self.mismatched:
+            out.append(f'{len(self.mismatched)} shapes differ ({"; ".join(self.mismatched[:4])})')
+        return out
+
+
+def compare_state_dicts(own: Dict[str, Any], state_dict: Dict[str, Any], allowed_missing: Sequence[str] = (),
+                        allowed_unexpected: Sequence[str] = ()) -> StateDictFit:
+    """Compare a checkpoint's ``state_dict`` with a model's ``own`` (its ``state_dict()``), keys and shapes.
+
+    Args:
+        own (dict): The model's state dict.
+        state_dict (dict): The checkpoint's (prefix already stripped).
+        allowed_missing (Sequence[str]): ``fnmatch`` patterns (plain keys match themselves) of model keys the
+            checkpoint may lack, e.g. a new class embedding. Defaults to none.
+        allowed_unexpected (Sequence[str]): Patterns of checkpoint keys that may go unused. Defaults to none.
+
+    Returns:
+        StateDictFit: What is missing, unexpected or of another shape.
+    """
+    def allowed(key: str, patterns: Sequence[str]) -> bool:
+        return any(fnmatch.fnmatchcase(key, p) for p in patterns)
+
+    shared = sorted(set(own) & set(state_dict))
+    return StateDictFit(
+        num_model_keys=len(own),
+        missing=tuple(sorted(k for k in own if k not in state_dict and not allowed(k, allowed_missing))),
+        unexpected=tuple(sorted(k for k in state_dict if k not in own and not allowed(k, allowed_unexpected))),
+        mismatched=tuple(f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}'
+                         for k in shared if hasattr(state_dict[k], 'shape')
+                         and tuple(state_dict[k].shape) != tuple(own[k].shape)),
+        num_shared=len(shared))
+
+
 def check_state_dict_fits(own: Dict[str, torch.Tensor], state_dict: Dict[str, torch.Tensor], source: str,
                           target: str, may_miss: Sequence[str] = ()) -> None:
     """Raise unless ``state_dict`` has exactly the keys and shapes of ``own`` (a model's ``state_dict()``).
@@ -192,22 +263,14 @@ def check_state_dict_fits(own: Dict[str, torch.Tensor], state_dict: Dict[str, to
     Raises:
         CheckpointContentError: Naming the mismatched shapes, the missing and the unexpected keys.
     """
-    missing = sorted(set(own) - set(state_dict) - set(may_miss))
-    unexpected = sorted(set(state_dict) - set(own))
-    mismatched = [f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}'
-                  for k in sorted(set(state_dict) & set(own)) if state_dict[k].shape != own[k].shape]
-    if not (missing or unexpected or mismatched):
+    fit = compare_state_dicts(own, state_dict, allowed_missing=may_miss)
+    if fit.fits:
         return
-    parts = []
-    if mismatched:
-        tok = [m for m in mismatched if m.startswith(TOKENIZER_KEY_PREFIX)]
-        what = 'tokenizer/model size mismatch' if tok else 'size mismatch'
-        parts.append(f'{what} ({len(mismatched)}): ' + '; '.join(mismatched[:4]))
-    if missing:
-        parts.append(f'missing in checkpoint ({len(missing)}): {", ".join(missing[:6])}')
-    if unexpected:
-        parts.append(f'not in the model ({len(unexpected)}): {", ".join(unexpected[:6])}')
-    raise CheckpointContentError(f'checkpoint {source} does not fit {target}: ' + ' | '.join(parts))
+    # a tokenizer of another size is the usual cause: say so first
+    hint = ('tokenizer/model size mismatch: '
+            if any(m.startswith(TOKENIZER_KEY_PREFIX) for m in fit.mismatched) else '')
+    raise CheckpointContentError(f'checkpoint {source} does not fit {target}: {hint}'
+                                 + '; '.join(fit.problems('the model')))
 
 
 def require_mage_layout(state_dict: Dict[str, torch.Tensor], source: str) -> None:

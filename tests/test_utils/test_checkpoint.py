@@ -100,3 +100,27 @@ def test_init_cfg_pretrained_loads_a_runner_style_checkpoint(tmp_path):
     tok.init_weights()
     for k, v in src.state_dict().items():
         assert torch.equal(tok.state_dict()[k], v), k
+
+
+def test_compare_state_dicts_names_every_kind_of_mismatch():
+    from mage_mm.utils.checkpoint import CheckpointContentError, check_state_dict_fits, compare_state_dicts
+    own = {'a.weight': torch.zeros(2, 3), 'a.bias': torch.zeros(2), 'head.w': torch.zeros(4),
+           'backbone.tokenizer.e': torch.zeros(5)}
+    assert compare_state_dicts(own, dict(own)).fits
+    ckpt = {'a.weight': torch.zeros(3, 3), 'extra.x': torch.zeros(1), 'head.w': torch.zeros(4),
+            'backbone.tokenizer.e': torch.zeros(6)}
+    fit = compare_state_dicts(own, ckpt)
+    assert fit.missing == ('a.bias',) and fit.unexpected == ('extra.x',) and fit.num_shared == 3
+    assert fit.mismatched == ('a.weight: checkpoint (3, 3) vs model (2, 3)',
+                              'backbone.tokenizer.e: checkpoint (6,) vs model (5,)')
+    assert fit.problems('M') == ["1 of M's 4 keys are missing (a.bias)", '1 checkpoint keys are not in M (extra.x)',
+                                 '2 shapes differ (a.weight: checkpoint (3, 3) vs model (2, 3); '
+                                 'backbone.tokenizer.e: checkpoint (6,) vs model (5,))']
+    # allowed patterns (fnmatch) are not reported; a checkpoint of another model shares no key
+    fit = compare_state_dicts(own, ckpt, allowed_missing=['a.*'], allowed_unexpected=['extra.*'])
+    assert not fit.missing and not fit.unexpected and not fit.fits
+    assert compare_state_dicts(own, {'x': torch.zeros(1)}).num_shared == 0
+    with pytest.raises(CheckpointContentError,
+                       match=r'ck.pth does not fit T: tokenizer/model size mismatch: .*a\.bias'):
+        check_state_dict_fits(own, ckpt, 'ck.pth', 'T')
+    check_state_dict_fits(own, {k: v for k, v in own.items() if k != 'head.w'}, 'ck.pth', 'T', may_miss=['head.w'])

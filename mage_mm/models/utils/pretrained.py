@@ -26,26 +26,18 @@ Extra ``init_cfg`` keys (besides mmengine's ``checkpoint``, ``prefix``,
   may be left unused;
 * ``strict`` (bool): False gives mmengine's behaviour back (warnings only).
 """
-import fnmatch
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch.nn as nn
 from mmengine.logging import print_log
+
+from ...utils.checkpoint import compare_state_dicts, first_keys
 
 PRETRAINED_TYPES = ('Pretrained', 'MAGEPretrained')
 
 
 class PretrainedMismatchError(ValueError):
     """A pretrained checkpoint does not fit the module it initialises."""
-
-
-def _first(keys: Iterable[str], n: int = 8) -> str:
-    keys = sorted(keys)
-    return ', '.join(keys[:n]) + (f' ... ({len(keys)} in all)' if len(keys) > n else '')
-
-
-def _matches(key: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(key, p) for p in patterns)
 
 
 def read_state_dict(checkpoint: str, map_location='cpu') -> Dict[str, object]:
@@ -101,26 +93,17 @@ def load_pretrained(module: nn.Module,
         if not selected:
             present = sorted({k.split('.')[0] + '.' for k in state})
             raise PretrainedMismatchError(f'{where}: no key starts with {prefix!r}; the checkpoint\'s keys start '
-                                          f'with {_first(present)}')
+                                          f'with {first_keys(present)}')
         state = selected
     own = module.state_dict()
-    missing = {k for k in own if k not in state and not _matches(k, expected_missing_keys)}
-    unexpected = {k for k in state if k not in own and not _matches(k, expected_unexpected_keys)}
-    shapes = [f'{k} {tuple(state[k].shape)} in the checkpoint vs {tuple(own[k].shape)}' for k in sorted(own)
-              if k in state and hasattr(state[k], 'shape') and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        problems: List[str] = []
-        if missing:
-            problems.append(f'{len(missing)} of {name}\'s {len(own)} keys are missing ({_first(missing)})')
-        if unexpected:
-            problems.append(f'{len(unexpected)} checkpoint keys are not in {name} ({_first(unexpected)})')
-        if shapes:
-            problems.append(f'{len(shapes)} shapes differ ({"; ".join(shapes[:4])})')
+    fit = compare_state_dicts(own, state, expected_missing_keys, expected_unexpected_keys)
+    if not fit.fits:
+        problems = fit.problems(name)
         hint = ''
-        if not set(own) & set(state):
+        if not fit.num_shared:
             present = sorted({k.split('.')[0] + '.' for k in state})
             hint = (f' No key matches: this is a checkpoint of another model or the wrong prefix (keys under the '
-                    f'prefix start with {_first(present, 6)}).')
+                    f'prefix start with {first_keys(present, 6)}).')
         msg = f'{where} does not fit {name}: ' + '; '.join(problems) + '.' + hint
         if strict:
             raise PretrainedMismatchError(msg + ' (init_cfg strict=False loads what matches, as mmengine does.)')
