@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Sequence
 import torch.nn as nn
 from mmengine.logging import print_log
 
-from ...utils.checkpoint import compare_state_dicts, first_keys
+from ...utils.checkpoint import compare_state_dicts, first_keys, safe_load, state_dict_from
 
 PRETRAINED_TYPES = ('Pretrained', 'MAGEPretrained')
 
@@ -41,21 +41,18 @@ class PretrainedMismatchError(ValueError):
 
 
 def read_state_dict(checkpoint: str, map_location='cpu') -> Dict[str, object]:
-    """The state dict of a checkpoint file (Runner checkpoint, ``{'model': ...}`` or a bare state dict)."""
+    """The state dict of a checkpoint file or URL (Runner checkpoint, ``{'model': ...}`` or a bare state dict).
+
+    Raises:
+        CheckpointContentError: No state dict in it (see :func:`mage_mm.utils.checkpoint.state_dict_from`).
+    """
     if '://' not in str(checkpoint) or str(checkpoint).startswith('file://'):
-        from ...utils.checkpoint import safe_load  # weights_only=True: nothing we load runs code
-        ckpt = safe_load(str(checkpoint).replace('file://', '', 1), map_location=map_location)
+        ckpt = safe_load(  # weights_only=True: nothing we load runs code
+            str(checkpoint).replace('file://', '', 1), map_location=map_location)
     else:
         from mmengine.runner.checkpoint import _load_checkpoint
         ckpt = _load_checkpoint(checkpoint, map_location=map_location)
-    if not isinstance(ckpt, dict):
-        raise PretrainedMismatchError(f'pretrained checkpoint {checkpoint} holds a {type(ckpt).__name__}, '
-                                      'not a state dict')
-    for key in ('state_dict', 'model'):
-        if isinstance(ckpt.get(key), dict):
-            ckpt = ckpt[key]
-            break
-    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in ckpt.items()}
+    return state_dict_from(ckpt, source=f'pretrained checkpoint {checkpoint}')
 
 
 def load_pretrained(module: nn.Module,
