@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = init_generator(args.config, args.checkpoint, device=device, cfg_options=args.cfg_options,
                            precision=args.precision, tokenizer_precision=args.tokenizer_precision,
-                           compile=args.compile)
+                           compile=args.compile, attention_precision=args.attention_precision)
     image = load_rgb01(args.image)
     H, W = image.shape[-2:]
     if args.mask:

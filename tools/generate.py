@@ -395,7 +395,7 @@ def main(argv=None) -> int:
     checkpoint_sha256 = file_sha256(args.checkpoint) if rank == 0 else None  # content, not the path
     model = init_generator(args.config, args.checkpoint, device=device, cfg_options=args.cfg_options,
                            precision=args.precision, tokenizer_precision=args.tokenizer_precision,
-                           compile=args.compile)
+                           compile=args.compile, attention_precision=args.attention_precision)
     options = decode_options(args)
     model.decoding_options(options)  # validate before any work
     args.labels = None

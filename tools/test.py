@@ -70,7 +70,8 @@ def main(argv=None):
     if args.amp:
         cfg.test_cfg.fp16 = True
     from mage_mm.engine.precision import apply_precision
-    apply_precision(cfg, args.precision, args.tokenizer_precision, training=False)
+    apply_precision(cfg, args.precision, args.tokenizer_precision, training=False,
+                    attention_precision=args.attention_precision)
     runner = Runner.from_cfg(cfg)
     if cfg.get('load_from_strict', True):
         check_load_from(runner.model, args.checkpoint)  # mmengine would load strict=False and test random weights

@@ -106,7 +106,9 @@ def merge_args(cfg: Config, args) -> Config:
     if args.amp and (args.precision or cfg.get('precision', None)):
         raise ValueError('give either --amp or a precision (--precision / the config key), not both')
     from mage_mm.engine.precision import apply_precision
-    apply_precision(cfg, getattr(args, 'precision', None), getattr(args, 'tokenizer_precision', None))
+    apply_precision(cfg, getattr(args, 'precision', None), getattr(args, 'tokenizer_precision', None),
+                    attention_precision=getattr(args, 'attention_precision', None),
+                    fused_optimizer=getattr(args, 'fused_optimizer', None))
     if getattr(args, 'compile', None):  # torch.compile of the network modules (mage_mm.engine.CompileNetworkHook)
         cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [dict(type='CompileNetworkHook')]
     return cfg

@@ -23,7 +23,8 @@ def load_generator_checkpoint(model: torch.nn.Module, path: str) -> None:
 
 def init_generator(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
                    cfg_options: Optional[dict] = None, precision: Optional[str] = None,
-                   tokenizer_precision: Optional[str] = None, compile: Optional[bool] = None):
+                   tokenizer_precision: Optional[str] = None, compile: Optional[bool] = None,
+                   attention_precision: Optional[str] = None):
     """Build the config's ``MAGEGenerator`` (mmagic registry), load ``checkpoint`` strictly, eval mode.
 
     Args:
@@ -38,6 +39,9 @@ def init_generator(config: Union[str, Config], checkpoint: Optional[str] = None,
             ``'follow'`` (encode images to edit in ``precision`` too).
         compile (bool, optional): ``torch.compile`` the network (backbone,
             neck, head); defaults to the config's top-level ``compile`` (False).
+        attention_precision (str, optional): ``'fp32'`` (official) or ``'follow'``
+            (attention in ``precision`` too, a fast path); defaults to the
+            config's top-level ``attention_precision`` (fp32).
     """
     from mmagic.registry import MODELS
 
@@ -51,7 +55,8 @@ def init_generator(config: Union[str, Config], checkpoint: Optional[str] = None,
         from ..utils.cfg_options import check_cfg_options
         cfg.merge_from_dict(check_cfg_options(cfg_options))  # keys that would inject code into a dumped config
     from ..engine.precision import apply_precision
-    apply_precision(cfg, precision, tokenizer_precision, device=device, training=False)
+    apply_precision(cfg, precision, tokenizer_precision, device=device, training=False,
+                    attention_precision=attention_precision)
     model_cfg = dict(cfg.model)
     if model_cfg.get('type') not in ('MAGEGenerator', 'MAGECondGenerator'):
         raise ValueError(f"config model type is {model_cfg.get('type')!r}; use a configs/generation/ config "

@@ -20,6 +20,20 @@ tokenises in the low precision too (``autocast_encode=True`` on every
 
 Without a ``precision`` key and without a flag nothing is changed: the config
 runs as written (a full-size recipe's ``AmpOptimWrapper`` stays).
+
+Two opt-in fast-path levers that deviate from the official computation (README
+"Performance" gives their measured effect and tolerance), each a top-level key
+and a tool flag, applied by :func:`apply_precision` whatever the precision:
+
+* ``attention_precision = 'follow'`` (``--attention-precision follow``): attention
+  runs in the autocast dtype (``fp32_attention=False`` on every ``MAGEViT`` /
+  ``MAGEViTDet`` / ``MAGEPretrainDecoder``; on CPU with attention dropout, an explicit
+  ``q·kᵀ`` → softmax → dropout → ``·v`` in that dtype instead of SDPA's math path).
+  The official code keeps ``q·kᵀ`` in fp32 under AMP. Default ``'fp32'``.
+* ``fused_optimizer = True`` (``--fused-optimizer``): ``fused=True`` on an Adam /
+  AdamW / SGD ``optim_wrapper.optimizer`` (one vectorised kernel over all parameters
+  instead of a Python loop of per-tensor ops; same update rule, fp32 rounding
+  differences only). Other optimizers (LARS) are left as they are. Default False.
 """
 from typing import Any, Iterator, Optional, Sequence
 
@@ -39,6 +53,12 @@ from ..utils.precision import (  # noqa: F401
     fp32_context,
     precision_context,
 )
+
+ATTENTION_PRECISIONS = ('fp32', 'follow')
+# configs types whose constructor takes fp32_attention (MAGEViTDet passes it on to MAGEViT)
+ATTENTION_TYPES = ('MAGEViT', 'MAGEViTDet', 'MAGEPretrainDecoder')
+# torch optimizers with a fused implementation on CPU and CUDA (torch >= 2.4)
+FUSED_OPTIMIZERS = ('Adam', 'AdamW', 'SGD')
 
 
 def _walk_dicts(obj: Any) -> Iterator[dict]:
@@ -61,6 +81,34 @@ def set_tokenizer_precision(model_cfg: dict, tokenizer_precision: str) -> int:
             d['autocast_encode'] = tokenizer_precision == 'follow'
             count += 1
     return count
+
+
+def set_attention_precision(model_cfg: dict, attention_precision: str) -> int:
+    """Set ``fp32_attention`` on every ``ATTENTION_TYPES`` dict inside ``model_cfg``; returns how many.
+
+    ``'fp32'`` (official): attention in fp32 under autocast; ``'follow'``: in the autocast dtype.
+    """
+    if attention_precision not in ATTENTION_PRECISIONS:
+        raise ValueError(f'attention_precision must be one of {ATTENTION_PRECISIONS}; got {attention_precision!r}')
+    count = 0
+    for d in _walk_dicts(model_cfg):
+        if d.get('type') in ATTENTION_TYPES:
+            d['fp32_attention'] = attention_precision == 'fp32'
+            count += 1
+    return count
+
+
+def set_fused_optimizer(optim_wrapper: dict, fused: bool) -> bool:
+    """``fused=fused`` on the wrapper's optimizer when it is one of ``FUSED_OPTIMIZERS``; returns whether it was."""
+    optimizer = optim_wrapper.get('optimizer', None) if isinstance(optim_wrapper, dict) else None
+    if not isinstance(optimizer, dict) or optimizer.get('type') not in FUSED_OPTIMIZERS:
+        return False
+    if fused:
+        optimizer['fused'] = True
+        optimizer.pop('foreach', None)  # torch refuses fused together with foreach
+    else:
+        optimizer.pop('fused', None)
+    return True
 
 
 def optim_wrapper_for(optim_wrapper: dict, precision: str, device_type: str) -> dict:
@@ -99,7 +147,8 @@ def _loop_for(loop_cfg: Any, precision: str, kinds: Sequence[str], new_type: str
 
 
 def apply_precision(cfg, precision: Optional[str] = None, tokenizer_precision: Optional[str] = None,
-                    device: Any = None, training: Optional[bool] = None):
+                    device: Any = None, training: Optional[bool] = None, attention_precision: Optional[str] = None,
+                    fused_optimizer: Optional[bool] = None):
     """Map the precision switch onto a config, in place; returns ``cfg``.
 
     Args:
@@ -111,11 +160,26 @@ def apply_precision(cfg, precision: Optional[str] = None, tokenizer_precision: O
         device (optional): Device the run uses; defaults to mmengine's current one.
         training (bool, optional): Whether the optimizer wrapper is rewritten.
             Defaults to: when the config has an ``optim_wrapper``.
+        attention_precision (str, optional): Overrides the config's top-level
+            ``attention_precision`` (``'fp32'``: official; ``'follow'``).
+        fused_optimizer (bool, optional): Overrides the config's top-level
+            ``fused_optimizer`` (default False).
     """
     precision = precision if precision is not None else cfg.get('precision', None)
     tokenizer_precision = (tokenizer_precision if tokenizer_precision is not None
                            else cfg.get('tokenizer_precision', None))
     model = cfg.get('model', None)
+    attention_precision = (attention_precision if attention_precision is not None
+                           else cfg.get('attention_precision', None))
+    if attention_precision is not None:
+        cfg['attention_precision'] = attention_precision
+        if isinstance(model, dict):
+            set_attention_precision(model, attention_precision)
+    fused_optimizer = fused_optimizer if fused_optimizer is not None else cfg.get('fused_optimizer', None)
+    if fused_optimizer is not None:
+        cfg['fused_optimizer'] = bool(fused_optimizer)
+        if cfg.get('optim_wrapper', None) is not None:
+            set_fused_optimizer(cfg['optim_wrapper'], bool(fused_optimizer))
     if tokenizer_precision is not None:
         cfg['tokenizer_precision'] = tokenizer_precision
         if isinstance(model, dict):
@@ -137,13 +201,25 @@ def apply_precision(cfg, precision: Optional[str] = None, tokenizer_precision: O
     return cfg
 
 
-def add_precision_args(parser, training: bool = False, compile_flag: bool = False) -> None:
-    """``--precision``, ``--tokenizer-precision`` (and ``--compile``) on a parser: the same flags in every tool."""
+def add_precision_args(parser, training: bool = False, compile_flag: bool = False, attention_flag: bool = True) -> None:
+    """``--precision``, ``--tokenizer-precision`` (and ``--compile``) on a parser: the same flags in every tool.
+
+    ``--attention-precision`` where the tool runs MAGE attention (``attention_flag``), ``--fused-optimizer``
+    where it trains (``training``).
+    """
     parser.add_argument('--precision', choices=PRECISIONS, default=None,
                         help='fp32 (faithful default), bf16, or fp16 (CUDA%s); default: the config\'s '
                         '`precision` key, else fp32' % (' only for training' if training else ''))
     parser.add_argument('--tokenizer-precision', choices=TOKENIZER_PRECISIONS, default=None,
                         help='fp32 (default: token ids exact) or follow (tokenise in --precision too)')
+    if attention_flag:
+        parser.add_argument('--attention-precision', choices=ATTENTION_PRECISIONS, default=None,
+                            help='fp32 (official: attention in fp32 under autocast) or follow (attention in '
+                            '--precision too; a fast path, see README "Performance"); default: the config key, '
+                            'else fp32')
+    if training:
+        parser.add_argument('--fused-optimizer', action='store_true', default=None,
+                            help='fused=True on an Adam/AdamW/SGD optimizer (config key `fused_optimizer`)')
     if compile_flag:
         parser.add_argument('--compile', action='store_true', default=None,
                             help='torch.compile the network (config key `compile`; opt-in, see README "Performance")')
@@ -214,6 +290,7 @@ class CompileNetworkHook(Hook):
         compile_network(model, self.parts, **self.options)
 
 
-__all__ = ['PRECISIONS', 'TOKENIZER_PRECISIONS', 'check_precision', 'autocast_dtype', 'precision_context',
+__all__ = ['PRECISIONS', 'TOKENIZER_PRECISIONS', 'ATTENTION_PRECISIONS', 'set_attention_precision',
+           'set_fused_optimizer', 'check_precision', 'autocast_dtype', 'precision_context',
            'fp32_context', 'autocast_callable', 'set_tokenizer_precision', 'optim_wrapper_for', 'apply_precision',
            'add_precision_args', 'device_type_of', 'AutocastValLoop', 'AutocastTestLoop', 'CompileNetworkHook']

@@ -38,7 +38,7 @@ OUR_KEYS = frozenset({
     'max_epochs', 'total_batch_size', 'pretrained', 'tokenizer_checkpoint', 'reference_stats', 'dynamic_intervals',
     'metrics', 'norm_cfg', 'mage_vit_tiny', 'view_pipeline', 'precision', 'tokenizer_precision', 'load_from_strict',
     'config_variables', 'image_check', 'token_cache', 'batch_size', 'warmup_epochs', 'warmup_iters', 'layer_decay',
-    'drop_path_rate', 'ratio',
+    'drop_path_rate', 'ratio', 'attention_precision', 'fused_optimizer',
 })
 
 

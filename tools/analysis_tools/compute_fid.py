@@ -25,7 +25,7 @@ def main(argv=None) -> dict:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out', default=None, help='also write the result to this JSON file')
     from mage_mm.engine.precision import add_precision_args, autocast_callable  # one switch for every tool
-    add_precision_args(parser)
+    add_precision_args(parser, attention_flag=False)
     args = parser.parse_args(argv)
     from tqdm import tqdm
 

@@ -30,7 +30,7 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--max-images', type=int, default=None, help='only the first N images (with --out)')
     from mage_mm.engine.precision import add_precision_args  # one switch for every tool
-    add_precision_args(parser)
+    add_precision_args(parser, attention_flag=False)
     args = parser.parse_args(argv)
     if args.cache_dir and args.precision not in (None, 'fp32'):
         parser.error('--cache-dir stores fp32 statistics (the cache key has no precision); use --out with '

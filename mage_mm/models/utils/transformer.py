@@ -45,7 +45,10 @@ class Attention(nn.Module):
         fp32_attention (bool): Compute attention in float32 when autocast is
             active, as the official code does for ``q·kᵀ`` (it avoids fp16
             overflow NaNs with ViT-L). Has no effect outside autocast.
-            Defaults to True.
+            False (the ``attention_precision='follow'`` fast path) computes it
+            in the autocast dtype; on CPU with attention dropout that is an
+            explicit ``q·kᵀ`` → softmax → dropout → ``·v`` (SDPA's CPU kernel
+            takes no dropout and its math path costs more). Defaults to True.
     """
 
     def __init__(self,
@@ -74,6 +77,13 @@ class Attention(nn.Module):
                 out = F.scaled_dot_product_attention(
                     q.float(), k.float(), v.float(), attn_mask=attn_mask, dropout_p=dropout_p)
             out = out.to(v.dtype)
+        elif dropout_p > 0 and x.device.type == 'cpu' and torch.is_autocast_enabled('cpu'):
+            # fast path (fp32_attention=False): the whole attention in the autocast dtype
+            attn = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1)
+            if attn_mask is not None:
+                attn = attn.masked_fill(~attn_mask, float('-inf')) if attn_mask.dtype == torch.bool \
+                    else attn + attn_mask
+            out = F.dropout(attn.softmax(dim=-1), dropout_p, training=True) @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
         out = out.transpose(1, 2).reshape(B, N, C)
