@@ -13,8 +13,10 @@ Workloads (random weights; the timings do not depend on the values):
 
 Variants: ``fp32`` (default), ``bf16`` (the precision switch: network in bf16, tokenizing fp32),
 ``bf16_tok`` (tokenizer_precision='follow' as well), ``cache`` (token ids given: the token cache path,
-tokenizer skipped), ``combined`` (bf16 + cache where it applies), ``compile`` (torch.compile of the
-network modules), ``combined_compile`` (combined + compile). ``--quick``/``--smoke`` skip the compile
+tokenizer skipped), ``combined`` (bf16 + cache where it applies), ``fast`` (combined plus the opt-in levers
+that deviate from the official computation: ``attention_precision='follow'`` and, in training,
+``fused_optimizer=True``), ``compile`` (torch.compile of the network modules), ``combined_compile``
+(combined + compile). ``--quick``/``--smoke`` skip the compile
 variants (compiling ViT-B takes minutes on 2 cores) unless ``--variants`` names them; a full run skips
 the slowest compiles (``FULL_DEFAULT_SKIP``). ``--quick`` shrinks the ViT-B workloads (64² images: 4×4
 tokens, 2 decoding steps, 1 warm-up + 1 run); ``--smoke`` is the test size (tiny models, ``SMOKE_VARIANTS``).
@@ -47,27 +49,31 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 WORKLOADS = ('vqgan_encode', 'vit_b_train_step', 'vit_b_generation', 'vit_b_probe_features', 'tiny_train_step')
 VARIANTS = {
     'vqgan_encode': ('fp32', 'bf16_tok', 'compile'),
-    'vit_b_train_step': ('fp32', 'bf16', 'bf16_tok', 'cache', 'combined', 'compile'),
-    'vit_b_generation': ('fp32', 'bf16', 'compile', 'combined_compile'),
-    'vit_b_probe_features': ('fp32', 'bf16', 'bf16_tok', 'compile'),
-    'tiny_train_step': ('fp32', 'bf16', 'cache', 'combined', 'compile', 'combined_compile'),
+    'vit_b_train_step': ('fp32', 'bf16', 'bf16_tok', 'cache', 'combined', 'fast', 'compile'),
+    'vit_b_generation': ('fp32', 'bf16', 'fast', 'compile', 'combined_compile'),
+    'vit_b_probe_features': ('fp32', 'bf16', 'bf16_tok', 'fast', 'compile'),
+    'tiny_train_step': ('fp32', 'bf16', 'cache', 'combined', 'fast', 'compile', 'combined_compile'),
 }
 # variants of a full run whose ViT-B compile takes too long on a shared 2-core machine: --variants adds them
 FULL_DEFAULT_SKIP = {'vqgan_encode': ('compile', ), 'vit_b_train_step': ('compile', 'bf16_tok'),
                      'vit_b_generation': ('combined_compile', ), 'vit_b_probe_features': ('compile', )}
 # torch.compile of ViT-B takes minutes on 2 CPU cores: --quick and --smoke measure the other fast paths
 NO_COMPILE_SIZES = ('quick', 'smoke')
+# --quick: also skip the tokenizer-in-bf16 train step (the probe shows that lever)
+QUICK_SKIP = {'vit_b_train_step': ('bf16_tok', )}
+# sizes whose variants run in children forked from one process per workload (see forked_workers)
+FORKED_SIZES = ('quick', 'smoke')
 # --smoke (the test): the default and one fast path per workload
 SMOKE_VARIANTS = ('fp32', 'bf16', 'bf16_tok', 'cache')
 # allocators that reuse large blocks (--allocators): environment of the worker process
 ALLOCATORS = {
     'glibc': {},
-    'glibc_tuned': {'MALLOC_MMAP_THRESHOLD_': str(2**30), 'MALLOC_TRIM_THRESHOLD_': str(2**31),
-                    'MALLOC_TOP_PAD_': str(2**28)},
+    # mage_mm.utils.allocator.tune_glibc_malloc() (mallopt: mmap and trim thresholds 1 GiB, no top pad)
+    'glibc_mallopt': {'MAGE_MM_MALLOC': '1'},
     'jemalloc': {'LD_PRELOAD': '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'},
     'tcmalloc': {'LD_PRELOAD': '/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4'},
 }
-ALLOCATOR_WORKLOADS = (('vqgan_encode', 'fp32'), ('tiny_train_step', 'fp32'))
+ALLOCATOR_WORKLOADS = (('vqgan_encode', 'fp32'), ('vit_b_train_step', 'fast'))
 PRETRAIN_B = osp.join(ROOT, 'configs', 'mage', 'mage_vit-base-p16_8xb512-amp-coslr-1600e_in1k-256px.py')
 PROBE_B = osp.join(ROOT, 'configs', 'mage', 'benchmarks', 'vit-base-p16_8xb512-linear-coslr-90e_in1k-256px.py')
 GEN_B = osp.join(ROOT, 'configs', 'generation', 'mage-gen_vit-base-p16_iter20-temp6-50k_in1k-256px.py')
@@ -146,14 +152,16 @@ def _compile(module) -> None:
     module.compile()  # in place: parameters and state-dict keys unchanged
 
 
-BF16_VARIANTS = ('bf16', 'bf16_tok', 'combined', 'combined_compile')
+BF16_VARIANTS = ('bf16', 'bf16_tok', 'combined', 'fast', 'combined_compile')
 
 
 def _variant_flags(variant: str, workload: str) -> Dict[str, Any]:
     return dict(precision='bf16' if variant in BF16_VARIANTS else 'fp32',
                 tokenizer_precision='follow' if variant == 'bf16_tok' else 'fp32',
-                cache=variant in ('cache', 'combined', 'combined_compile') and 'train' in workload,
-                compile=variant in ('compile', 'combined_compile'))
+                cache=variant in ('cache', 'combined', 'fast', 'combined_compile') and 'train' in workload,
+                compile=variant in ('compile', 'combined_compile'),
+                attention_precision='follow' if variant == 'fast' else None,
+                fused_optimizer=True if variant == 'fast' and 'train' in workload else None)
 
 
 def _vit_b_tokenizer_side(side: int) -> int:
@@ -172,8 +180,10 @@ def worker(workload: str, variant: str, size: str) -> Dict[str, Any]:
     from mmengine.registry import DefaultScope
     if workload != 'vit_b_generation':
         import mage_mm.register  # noqa: F401
+    from mage_mm.utils.allocator import tune_glibc_malloc
     from mage_mm.utils.precision import precision_context
-    out: Dict[str, Any] = dict(import_rss_mb=None, threads=torch.get_num_threads())
+    out: Dict[str, Any] = dict(import_rss_mb=None, threads=torch.get_num_threads(),
+                               malloc_tuned=tune_glibc_malloc(default=False))  # MAGE_MM_MALLOC=1: the tools' call
     torch.manual_seed(0)
 
     def enc_ctx():
@@ -204,7 +214,8 @@ def worker(workload: str, variant: str, size: str) -> Dict[str, Any]:
         tiny = workload == 'tiny_train_step' or size == 'smoke'
         cfg = Config.fromfile(PRETRAIN_TINY if tiny else PRETRAIN_B)
         batch, bside = (8, 32) if workload == 'tiny_train_step' else (4, 32 if size == 'smoke' else side)
-        apply_precision(cfg, flags['precision'], flags['tokenizer_precision'], device='cpu')
+        apply_precision(cfg, flags['precision'], flags['tokenizer_precision'], device='cpu',
+                        attention_precision=flags['attention_precision'], fused_optimizer=flags['fused_optimizer'])
         model_cfg = without_init(copy.deepcopy(cfg.model.to_dict()))
         if flags['cache']:
             model_cfg['data_preprocessor'] = dict(type='BaseDataPreprocessor')
@@ -243,7 +254,9 @@ def worker(workload: str, variant: str, size: str) -> Dict[str, Any]:
             cfg.model['backbone']['token_grid'] = side // 16
             cfg.model['neck']['num_tokens'] = (side // 16)**2
         out['import_rss_mb'] = None  # measured below: init_generator imports mmagic
-        model = init_generator(cfg, None, device='cpu', precision=flags['precision'])
+        model = init_generator(cfg, None, device='cpu', precision=flags['precision'],
+                               attention_precision=flags['attention_precision'])
+        model.tokenizer.release_encoder()  # as tools/generate.py does: generation never encodes
         out['import_rss_mb'] = rss_mb()
         if flags['compile']:
             for part in (model.backbone, model.neck, model.head):
@@ -272,6 +285,8 @@ def worker(workload: str, variant: str, size: str) -> Dict[str, Any]:
             if side != 256:
                 bb['token_grid'] = side // 16
         bb['tokenizer']['autocast_encode'] = flags['tokenizer_precision'] == 'follow'
+        if flags['attention_precision'] is not None:
+            bb['fp32_attention'] = flags['attention_precision'] == 'fp32'
         out['import_rss_mb'] = rss_mb()
         with DefaultScope.overwrite_default_scope('mmpretrain'):
             backbone = MODELS.build(bb).eval()
@@ -386,14 +401,67 @@ def machine() -> Dict[str, Any]:
     return info
 
 
+def _failed(error: str) -> Dict[str, Any]:
+    return dict(error=error[-1500:], median_s=None, peak_rss_mb=None, gflops_per_s=None)
+
+
 def run_one(workload: str, variant: str, size: str, env: Optional[Dict[str, str]], timeout: int) -> Dict[str, Any]:
-    cmd = [sys.executable, osp.abspath(__file__), '--worker', workload, variant, '--size', size]
+    return run_group(workload, [variant], size, env, timeout)[variant]
+
+
+def run_group(workload: str, variants, size: str, env: Optional[Dict[str, str]], timeout: int) -> Dict[str, Any]:
+    """Results of ``variants`` of one workload: one fresh process, which forks one child per variant."""
+    variants = list(variants)
+    cmd = [sys.executable, osp.abspath(__file__), '--worker', workload, ','.join(variants), '--size', size]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, **(env or {})),
-                          timeout=timeout)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('BENCH_RESULT ')]
-    if proc.returncode != 0 or not lines:
-        return dict(error=(proc.stderr or proc.stdout)[-1500:], median_s=None, peak_rss_mb=None, gflops_per_s=None)
-    return json.loads(lines[-1][len('BENCH_RESULT '):])
+                          timeout=timeout * len(variants))
+    found = {}
+    for ln in proc.stdout.splitlines():
+        if ln.startswith('BENCH_RESULT '):
+            variant, payload = ln[len('BENCH_RESULT '):].split(' ', 1)
+            found[variant] = json.loads(payload)
+    return {v: found.get(v) or _failed(proc.stderr or proc.stdout or f'exit status {proc.returncode}')
+            for v in variants}
+
+
+def preimport(workload: str) -> None:
+    """The imports of a worker, done once before forking (the children share them copy-on-write)."""
+    import torch  # noqa: F401
+    from mmengine.config import Config  # noqa: F401
+
+    import mage_mm.compat  # noqa: F401
+    if workload == 'vit_b_generation':
+        import mage_mm.apis  # noqa: F401
+        import mage_mm.models.generators.mage_generator  # noqa: F401
+    else:
+        import mage_mm.register  # noqa: F401
+
+
+def forked_workers(workload: str, variants, size: str) -> int:
+    """Run each variant in a child forked from this process after the imports (``--quick`` / ``--smoke``).
+
+    Saves one interpreter start and import per variant (seconds each on 2 cores); every child starts
+    from the same imported state, so its ``ru_maxrss`` is the import weight plus its own peak, as in a
+    fresh process. No thread pool has started before the fork (only imports ran here).
+    """
+    preimport(workload)
+    status = 0
+    for variant in variants:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                res = worker(workload, variant, size)
+                print(f'BENCH_RESULT {variant} ' + json.dumps(res), flush=True)
+            except BaseException:  # the parent reports the child's traceback
+                import traceback
+                traceback.print_exc()
+                sys.stderr.flush()
+                code = 1
+            os._exit(code)
+        _, wstatus = os.waitpid(pid, 0)
+        status = status or os.waitstatus_to_exitcode(wstatus)
+    return status
 
 
 def main(argv=None) -> int:
@@ -414,8 +482,11 @@ def main(argv=None) -> int:
     parser.add_argument('--size', default='full', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        res = worker(args.worker[0], args.worker[1], args.size)
-        print('BENCH_RESULT ' + json.dumps(res), flush=True)
+        variants = args.worker[1].split(',')
+        if len(variants) > 1:
+            return forked_workers(args.worker[0], variants, args.size)
+        res = worker(args.worker[0], variants[0], args.size)
+        print(f'BENCH_RESULT {variants[0]} ' + json.dumps(res), flush=True)
         return 0
     if args.token_change:
         print(json.dumps(token_change(), indent=1))
@@ -432,6 +503,7 @@ def main(argv=None) -> int:
         if workload not in VARIANTS:
             parser.error(f'unknown workload {workload}; choose from {WORKLOADS}')
         result[workload] = {}
+        todo = []
         for variant in VARIANTS[workload]:
             if wanted is not None and variant not in wanted and variant != 'fp32':
                 continue
@@ -439,9 +511,15 @@ def main(argv=None) -> int:
                 continue
             if size_name == 'smoke' and wanted is None and variant not in SMOKE_VARIANTS:
                 continue
-            if size_name == 'full' and wanted is None and variant in FULL_DEFAULT_SKIP.get(workload, ()):
+            skip = dict(full=FULL_DEFAULT_SKIP, quick=QUICK_SKIP).get(size_name, {})
+            if wanted is None and variant in skip.get(workload, ()):
                 continue
-            r = run_one(workload, variant, size_name, env, args.timeout)
+            todo.append(variant)
+        if size_name in FORKED_SIZES:  # one process per workload, one forked child per variant
+            results = run_group(workload, todo, size_name, env, args.timeout)
+        else:  # one fresh process per (workload, variant)
+            results = {variant: run_one(workload, variant, size_name, env, args.timeout) for variant in todo}
+        for variant, r in results.items():
             result[workload][variant] = r
             print(f'[bench] {workload:22s} {variant:9s} '
                   + (f"{r['median_s']:.3f} s  peak {r['peak_rss_mb']:.0f} MB" if r.get('median_s') is not None

@@ -396,6 +396,7 @@ def main(argv=None) -> int:
     model = init_generator(args.config, args.checkpoint, device=device, cfg_options=args.cfg_options,
                            precision=args.precision, tokenizer_precision=args.tokenizer_precision,
                            compile=args.compile, attention_precision=args.attention_precision)
+    model.tokenizer.release_encoder()  # generation only decodes ids: frees the VQGAN encoder (95 MB official)
     options = decode_options(args)
     model.decoding_options(options)  # validate before any work
     args.labels = None

@@ -136,3 +136,15 @@ def test_tools_take_the_lever_flags(tmp_path):
     assert not model.backbone.blocks[0].attn.fp32_attention
     images = model.generate([0, 1], num_iter=2)
     assert images.shape == (2, 3, 32, 32) and torch.isfinite(images).all()
+
+
+def test_released_encoder_keeps_generation_and_refuses_encoding(tmp_path):
+    from mage_mm.apis import init_generator
+    ckpt = save_random_tiny_checkpoint(str(tmp_path / 'tiny.pth'))
+    model = init_generator(TINY_GEN_CFG, ckpt)
+    before = model.generate([0, 1], num_iter=2)
+    model.tokenizer.release_encoder()
+    assert not any(k.startswith('backbone.tokenizer.encoder.') for k in model.state_dict())
+    assert torch.equal(model.generate([0, 1], num_iter=2), before)  # generation never encodes
+    with pytest.raises(RuntimeError, match='released its encoder'):
+        model.tokenizer.encode(torch.rand(1, 3, 32, 32))

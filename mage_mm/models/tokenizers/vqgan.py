@@ -274,8 +274,18 @@ class MAGEVQGAN(StrictPretrainedMixin, BaseModule):
             raise TypeError(f'MAGEVQGAN expects float images in [0, 1]; got dtype {images.dtype}')
         self.token_grid(*images.shape[-2:])
 
+    def release_encoder(self) -> None:
+        """Free the encoder for decode-only use (generation): 95 MB of fp32 weights in the official architecture.
+
+        :meth:`encode` then raises; the state dict no longer has ``encoder.*`` keys.
+        """
+        self.encoder = None
+
     def encode_latent(self, images: torch.Tensor) -> torch.Tensor:
         """Continuous encoder output (B, C, h, w)."""
+        if self.encoder is None:
+            raise RuntimeError('this MAGEVQGAN released its encoder (release_encoder(), decode-only use); '
+                               'build the model again to encode images')
         self._check_images(images)
         return self.encoder(images)
 
