@@ -274,6 +274,11 @@ class MAGEVQGAN(StrictPretrainedMixin, BaseModule):
             raise TypeError(f'MAGEVQGAN expects float images in [0, 1]; got dtype {images.dtype}')
         self.token_grid(*images.shape[-2:])
 
+    def _encoder_layout(self, channels_last: bool) -> None:
+        if self.__dict__.get('_encoder_channels_last', False) != channels_last:
+            self.encoder.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            self._encoder_channels_last = channels_last
+
     def release_encoder(self) -> None:
         """Free the encoder for decode-only use (generation): 95 MB of fp32 weights in the official architecture.
 
@@ -294,7 +299,12 @@ class MAGEVQGAN(StrictPretrainedMixin, BaseModule):
 
         fp32 under any autocast unless ``autocast_encode`` (ids stay exact).
         """
-        if self.autocast_encode or not torch.is_autocast_enabled(images.device.type):
+        low = torch.is_autocast_enabled(images.device.type)
+        if self.encoder is not None:
+            # tokenising in low precision (autocast_encode) runs the encoder channels-last, the layout oneDNN's
+            # bf16 / cuDNN's fp16 convolutions want; fp32 tokenising keeps the contiguous layout (exact ids)
+            self._encoder_layout(self.autocast_encode and low)
+        if self.autocast_encode or not low:
             return self.quantize.nearest_codes(self.encode_latent(images))
         with torch.autocast(device_type=images.device.type, enabled=False):
             return self.quantize.nearest_codes(self.encode_latent(images.float()))
