@@ -77,6 +77,8 @@ def _uint8(images01: torch.Tensor) -> np.ndarray:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from mage_mm.utils.allocator import tune_malloc_for_tools
+    tune_malloc_for_tools()  # glibc malloc tunables (README "Performance"); MAGE_MM_MALLOC=0/1 overrides the default
     from mage_mm.apis import image_grid, init_generator, load_mask, load_rgb01, save_png
     from mage_mm.models.generators import edit_mask
 

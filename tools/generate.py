@@ -384,6 +384,8 @@ def setup_distributed():
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from mage_mm.utils.allocator import tune_malloc_for_tools
+    tune_malloc_for_tools()  # glibc malloc tunables (README "Performance"); MAGE_MM_MALLOC=0/1 overrides the default
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     from mage_mm.apis import init_generator

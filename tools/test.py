@@ -52,6 +52,8 @@ def cache_dirs_in_work_dir(cfg: Config) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
+    from mage_mm.utils.allocator import tune_malloc_for_tools
+    tune_malloc_for_tools()  # glibc malloc tunables (README "Performance"); MAGE_MM_MALLOC=0/1 overrides the default
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg = Config.fromfile(args.config)

@@ -116,6 +116,8 @@ def merge_args(cfg: Config, args) -> Config:
 
 def main(argv=None):
     args = parse_args(argv)
+    from mage_mm.utils.allocator import tune_malloc_for_tools
+    tune_malloc_for_tools()  # glibc malloc tunables (README "Performance"); MAGE_MM_MALLOC=0/1 overrides the default
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     # fail at start, naming the culprit (mmengine would ignore, warn, or fail hours in)

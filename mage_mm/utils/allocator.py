@@ -59,4 +59,18 @@ def tune_glibc_malloc(mmap_threshold: int = DEFAULT_MMAP_THRESHOLD, trim_thresho
     return ok
 
 
-__all__ = ['tune_glibc_malloc', 'M_MMAP_THRESHOLD', 'M_TRIM_THRESHOLD', 'ENV']
+# the tools' default, decided by measurement (README "Performance", allocators): False = opt-in (MAGE_MM_MALLOC=1)
+TOOLS_DEFAULT = False
+
+
+def tune_malloc_for_tools() -> bool:
+    """The call at the top of every tool's ``main`` (``tools/train.py``, ``test.py``, ``generate.py``, ``edit.py``).
+
+    Applies :func:`tune_glibc_malloc` with the measured tools' default (``TOOLS_DEFAULT``); ``MAGE_MM_MALLOC=0``
+    / ``=1`` in the environment overrides it. Returns whether the tunables were set.
+    """
+    return tune_glibc_malloc(default=TOOLS_DEFAULT)
+
+
+__all__ = ['tune_glibc_malloc', 'tune_malloc_for_tools', 'TOOLS_DEFAULT', 'M_MMAP_THRESHOLD', 'M_TRIM_THRESHOLD',
+           'ENV']
