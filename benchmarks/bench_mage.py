@@ -60,7 +60,7 @@ VARIANTS = {
 }
 # variants of a full run whose ViT-B compile takes too long on a shared 2-core machine: --variants adds them
 FULL_DEFAULT_SKIP = {'vqgan_encode': ('compile', ), 'vit_b_train_step': ('compile', 'bf16_tok'),
-                     'vit_b_generation': ('combined_compile', ), 'vit_b_probe_features': ('compile', )}
+                     'vit_b_probe_features': ('compile', ), 'tiny_train_step': ('compile', 'combined_compile')}
 # torch.compile of ViT-B takes minutes on 2 CPU cores: --quick and --smoke measure the other fast paths
 NO_COMPILE_SIZES = ('quick', 'smoke')
 # --quick: the ViT-B train step only as fp32, combined and fast (each step updates 145 M parameters whatever the
