@@ -3,19 +3,24 @@
 # Every stage is an ordinary tools/ command on an ordinary config, so this script is also the tutorial:
 #   [1] Fashion-MNIST -> 32 px RGB ImageNet-style folders        tools/dataset_converters/prepare_fashion_mnist.py
 #   [2] train the tiny tokenizer (L1 + LPIPS + VQ, code restarts)  tools/train.py configs/tokenizer/...
-#   [3] pretrain a tiny MAGE with that tokenizer                  tools/train.py configs/mage/..._fashion-mnist-32px.py
-#   [4] generate samples by iterative decoding + a grid           tools/generate.py configs/generation/...
-#   [5] FID of the samples vs held-out test images (offline TF-Inception), and of as many real
+#   [3] token cache: every training image tokenised once, in 8 augmented views (the training pipeline's crops)
+#                                                                 tools/dataset_converters/pretokenize.py
+#   [4] pretrain the demo's "mini" MAGE (4 x 192-d encoder, 2 x 128-d decoder) from the cache, bf16 autocast
+#                                                                 tools/train.py configs/mage/..._fashion-mnist-tokens-k8-32px.py
+#   [5] generate samples by iterative decoding + a grid           tools/generate.py configs/generation/...
+#   [6] FID of the samples vs held-out test images (offline TF-Inception), and of as many real
 #       training images (the floor at this sample size)           tools/analysis_tools/{fid_reference_stats,compute_fid}.py
-#   [6] linear probe of the MAGE encoder vs the same probe on a randomly initialised encoder
+#   [7] linear probe of the MAGE encoder vs the same probe on a randomly initialised encoder
 #                                                                 tools/train.py configs/mage/benchmarks/..._fashion-mnist-32px.py
-#   [7] class-conditional MAGE: a LeNet-5 judge trained on the real training split, the MAGE fine-tuned with a
+#   [8] class-conditional MAGE: a LeNet-5 judge trained on the real training split, the MAGE fine-tuned with a
 #       class embedding (encoder frozen), guidance chosen on selection samples, 10-row grid, class accuracy at
 #       s = 1 and the chosen s, FID vs test                       tools/demo_conditional.sh
-#   [8] report: numbers, sample grid, reconstruction grid, loss curves -> $WORK/report.md
+#   [9] report: numbers, sample grid, reconstruction grid, loss curves -> $WORK/report.md
 #                                                                 tools/analysis_tools/demo_report.py
+# Decoding settings (choice temperature) and the model size were chosen on the training split only (FID against
+# statistics of training images); the test split is only scored.
 #
-#   bash tools/demo.sh                  # the full demo (about 12 min on 2 idle CPU cores)
+#   bash tools/demo.sh                  # the full demo (about 13 min on 2 idle CPU cores)
 #   DEMO_SHORT=1 bash tools/demo.sh     # a few iterations per stage (the tests run this)
 # Environment: PYTHON (default python), WORK_DIR (work_dirs/demo), DATA_DIR (data/fashion_mnist),
 # DEMO_STAGES (e.g. "1 2" to run only some stages).
@@ -24,31 +29,34 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 WORK=${WORK_DIR:-work_dirs/demo}
 DATA=${DATA_DIR:-data/fashion_mnist}
-STAGES=${DEMO_STAGES:-1 2 3 4 5 6 7 8}
-NSTAGES=8
+STAGES=${DEMO_STAGES:-1 2 3 4 5 6 7 8 9}
+NSTAGES=9
 TOK_CFG=configs/tokenizer/vqgan_tiny-f4_1xb32-300iters_fashion-mnist-32px.py
-MAGE_CFG=configs/mage/mage_vit-tiny_1xb32-2000iters_fashion-mnist-32px.py
-GEN_CFG=configs/generation/mage-gen_vit-tiny_iter8-temp6_photo-crops-32px.py
-PROBE_CFG=configs/mage/benchmarks/vit-tiny_1xb64-linear-coslr-8e_fashion-mnist-32px.py
+# the image config defines the model and the views the cache holds; the tokens config trains it from the cache
+MAGE_IMG_CFG=configs/mage/mage_vit-mini_1xb64-1000iters_fashion-mnist-32px.py
+MAGE_CFG=configs/mage/mage_vit-mini_1xb64-1000iters_fashion-mnist-tokens-k8-32px.py
+GEN_CFG=configs/generation/mage-gen_vit-mini_iter8-temp1_fashion-mnist-32px.py
+PROBE_CFG=configs/mage/benchmarks/vit-mini_1xb64-linear-coslr-8e_fashion-mnist-32px.py
 
 if [ "${DEMO_SHORT:-0}" = "1" ]; then
-  NUM_TRAIN=64; NUM_TEST=32; TOK_ITERS=4; MAGE_ITERS=4; NUM_GEN=8; NUM_FID_REF=32
+  NUM_TRAIN=64; NUM_TEST=32; TOK_ITERS=4; VIEWS=2; MAGE_ITERS=4; NUM_GEN=8; NUM_FID_REF=32
   TOK_SHORT=(train_dataloader.batch_size=8 val_dataloader.batch_size=32 model.usage_window=2
              train_cfg.val_interval=4 default_hooks.logger.interval=1)
   MAGE_SHORT=(train_dataloader.batch_size=8 default_hooks.logger.interval=1)
   PROBE_SHORT=(train_cfg.max_epochs=1 train_cfg.val_interval=1 param_scheduler.0.end=1 param_scheduler.1.begin=1
                param_scheduler.1.end=2 default_hooks.logger.interval=1)
 else
-  NUM_TRAIN=${DEMO_NUM_TRAIN:-5000}; NUM_TEST=${DEMO_NUM_TEST:-1000}; TOK_ITERS=300; MAGE_ITERS=2000
+  NUM_TRAIN=${DEMO_NUM_TRAIN:-5000}; NUM_TEST=${DEMO_NUM_TEST:-1000}; TOK_ITERS=300; VIEWS=8; MAGE_ITERS=1000
   NUM_GEN=${DEMO_NUM_GEN:-100}; NUM_FID_REF=${DEMO_NUM_FID_REF:-500}
   TOK_SHORT=(); MAGE_SHORT=(); PROBE_SHORT=()
 fi
 TOKENIZER_CKPT=$WORK/tokenizer/iter_${TOK_ITERS}.pth
 MAGE_CKPT=$WORK/mage/iter_${MAGE_ITERS}.pth
+TOKENS=$WORK/tokens_k${VIEWS}
 mkdir -p "$WORK/results" "$WORK/pictures"
 RESULTS=$WORK/results.json
 # a complete run starts a fresh record; a partial one (DEMO_STAGES) adds to it
-[ "$STAGES" = "1 2 3 4 5 6 7 8" ] && rm -f "$RESULTS" "$WORK"/results/*.json "$WORK"/pictures/*.png
+[ "$STAGES" = "1 2 3 4 5 6 7 8 9" ] && rm -f "$RESULTS" "$WORK"/results/*.json "$WORK"/pictures/*.png
 
 record_time() {  # record_time STAGE SECONDS: merge into $RESULTS["timings"]
   "$PYTHON" - "$RESULTS" "$1" "$2" <<'EOF'
@@ -85,10 +93,19 @@ run_stage 2 "tokenizer training" \
     train_cfg.max_iters="$TOK_ITERS" \
     default_hooks.checkpoint.interval="$TOK_ITERS" ${TOK_SHORT[@]+"${TOK_SHORT[@]}"}
 
-run_stage 3 "MAGE pretraining" \
+pretokenize() {
+  # a cache is tied to its tokenizer (content hash): a fresh tokenizer needs a fresh cache
+  rm -rf "$TOKENS"
+  "$PYTHON" tools/dataset_converters/pretokenize.py "$MAGE_IMG_CFG" --out "$TOKENS" --views "$VIEWS" \
+    --batch-size 250 --no-progress --cfg-options train_dataloader.dataset.data_root="$DATA" \
+    model.backbone.tokenizer.init_cfg.checkpoint="$TOKENIZER_CKPT"
+}
+run_stage 3 "token cache" pretokenize
+
+run_stage 4 "MAGE pretraining" \
   "$PYTHON" tools/train.py "$MAGE_CFG" --work-dir "$WORK/mage" --cfg-options \
     model.backbone.tokenizer.init_cfg.checkpoint="$TOKENIZER_CKPT" model.backbone.tokenizer.init_cfg.prefix=tokenizer. \
-    train_dataloader.dataset.data_root="$DATA" train_cfg.max_iters="$MAGE_ITERS" \
+    train_dataloader.dataset.cache_dir="$TOKENS" train_cfg.max_iters="$MAGE_ITERS" \
     default_hooks.checkpoint.interval="$MAGE_ITERS" ${MAGE_SHORT[@]+"${MAGE_SHORT[@]}"}
 
 generate() {
@@ -96,15 +113,20 @@ generate() {
     --batch-size 50 --grid 64 --overwrite
   cp "$WORK/samples/grid.png" "$WORK/pictures/samples.png"
 }
-run_stage 4 "generation" generate
+run_stage 5 "generation" generate
+
+pick_balanced() {  # pick_balanced SRC DST N: the first N images of SRC's class folders taken round-robin
+  # (class-major order would make a reference of the first classes only); awk reads all of its input: no SIGPIPE
+  rm -rf "$2" && mkdir -p "$2"
+  find "$1" -name '*.png' | sort | awk -F/ '{r[$(NF-1)]++; print r[$(NF-1)] "\t" $0}' | sort -s -n -k1,1 \
+    | awk -v n="$3" 'NR <= n' | cut -f2 | xargs -I{} cp {} "$2/"
+}
 
 fid() {
-  # reference: held-out test images; floor: as many real *training* images as samples
-  "$PYTHON" tools/analysis_tools/fid_reference_stats.py "$DATA/test" --out "$WORK/fid/test_stats.npz" \
-    --max-images "$NUM_FID_REF"
-  rm -rf "$WORK/fid/real_train" && mkdir -p "$WORK/fid/real_train"
-  # (awk reads all of its input: no SIGPIPE under pipefail, unlike head)
-  find "$DATA/train" -name '*.png' | sort | awk -v n="$NUM_GEN" 'NR <= n' | xargs -I{} cp {} "$WORK/fid/real_train/"
+  # reference: held-out test images; floor: as many real *training* images as samples (both balanced over classes)
+  pick_balanced "$DATA/test" "$WORK/fid/test_ref" "$NUM_FID_REF"
+  "$PYTHON" tools/analysis_tools/fid_reference_stats.py "$WORK/fid/test_ref" --out "$WORK/fid/test_stats.npz"
+  pick_balanced "$DATA/train" "$WORK/fid/real_train" "$NUM_GEN"
   "$PYTHON" tools/analysis_tools/compute_fid.py "$WORK/samples" "$WORK/fid/test_stats.npz" --out "$WORK/fid/samples.json"
   "$PYTHON" tools/analysis_tools/compute_fid.py "$WORK/fid/real_train" "$WORK/fid/test_stats.npz" \
     --out "$WORK/fid/real_train.json"
@@ -119,7 +141,7 @@ json.dump(out, open(osp.join(work, 'results', 'fid.json'), 'w'), indent=1)
 print(json.dumps(out, indent=1))
 EOF
 }
-run_stage 5 "FID" fid
+run_stage 6 "FID" fid
 
 probe() {
   local common=(train_dataloader.dataset.data_root="$DATA" val_dataloader.dataset.data_root="$DATA"
@@ -147,12 +169,12 @@ json.dump(out, open(osp.join(work, 'results', 'probe.json'), 'w'), indent=1)
 print(json.dumps(out, indent=1))
 EOF
 }
-run_stage 6 "linear probe: pretrained vs random" probe
+run_stage 7 "linear probe: pretrained vs random" probe
 
 conditional() {
   PYTHON="$PYTHON" WORK="$WORK" DATA="$DATA" MAGE_CKPT="$MAGE_CKPT" bash tools/demo_conditional.sh
 }
-run_stage 7 "class-conditional generation" conditional
+run_stage 8 "class-conditional generation" conditional
 
 report() {
   local extra=() f
@@ -164,5 +186,5 @@ report() {
     --tokenizer "$TOKENIZER_CKPT" --images "$DATA/test" --num-recon 16 \
     --results "$RESULTS" ${extra[@]+"${extra[@]}"} ${pics[@]+"${pics[@]}"}
 }
-run_stage 8 "report" report
+run_stage 9 "report" report
 echo "== done: $WORK/report.md (stage timings in $RESULTS)"

@@ -15,10 +15,10 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 WORK=${WORK:-work_dirs/demo}
 DATA=${DATA:-data/fashion_mnist}
-MAGE_CKPT=${MAGE_CKPT:-$WORK/mage/iter_2000.pth}
+MAGE_CKPT=${MAGE_CKPT:-$WORK/mage/iter_1000.pth}
 CLS_CFG=configs/classifier/lenet5_1xb64-12e_fashion-mnist-32px.py
-COND_CFG=configs/mage/mage-cond_vit-tiny_1xb32-600iters_fashion-mnist-32px.py
-COND_GEN_CFG=configs/generation/mage-cond-gen_vit-tiny_iter8-temp6_fashion-mnist-32px.py
+COND_CFG=configs/mage/mage-cond_vit-mini_1xb32-600iters_fashion-mnist-32px.py
+COND_GEN_CFG=configs/generation/mage-cond-gen_vit-mini_iter8-temp1_fashion-mnist-32px.py
 if [ "${DEMO_SHORT:-0}" = "1" ]; then
   CLS_EPOCHS=1; COND_ITERS=4; SCALES="1 3"; NUM_SELECT=1; NUM_PER_CLASS=2; NUM_FID_REF=32
   COND_SHORT=(train_dataloader.batch_size=8 default_hooks.logger.interval=1 param_scheduler.0.end=2
@@ -75,9 +75,9 @@ for s in "${FINAL_SCALES[@]}"; do
 done
 cp "$WORK/cond/samples_s$BEST/grid.png" "$WORK/pictures/conditional_guided.png"
 cp "$WORK/cond/samples_s1/grid.png" "$WORK/pictures/conditional_unguided.png"
-STATS=$WORK/fid/test_stats.npz  # stage 5's statistics of the held-out test images, else made here
+STATS=$WORK/fid/test_stats.npz  # stage 6's statistics of the held-out test images, else made here
 if [ ! -f "$STATS" ]; then
-  "$PYTHON" tools/analysis_tools/fid_reference_stats.py "$DATA/test" --out "$STATS" --max-images "$NUM_FID_REF"
+  "$PYTHON" tools/analysis_tools/fid_reference_stats.py "$DATA/test" --out "$STATS"  # all (class-balanced) test images
 fi
 final_dirs=(); for s in "${FINAL_SCALES[@]}"; do final_dirs+=("$WORK/cond/samples_s$s"); done
 "$PYTHON" tools/analysis_tools/class_accuracy.py "$CLS_CFG" "$CLS_CKPT" "${final_dirs[@]}" "$DATA/test" \

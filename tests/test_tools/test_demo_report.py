@@ -31,10 +31,10 @@ def demo(tmp_path_factory):
 
 def test_short_demo_produces_every_artefact(demo):
     work, data, log = demo
-    stages = ('data: Fashion-MNIST', 'tokenizer training', 'MAGE pretraining', 'generation', 'FID',
+    stages = ('data: Fashion-MNIST', 'tokenizer training', 'token cache', 'MAGE pretraining', 'generation', 'FID',
               'linear probe: pretrained vs random', 'class-conditional generation', 'report')
     for i, name in enumerate(stages, 1):
-        assert f'== [{i}/8] {name}: done in' in log
+        assert f'== [{i}/9] {name}: done in' in log
     assert 'recon/psnr' in log  # the tokenizer validated at its last iteration
     assert osp.isfile(osp.join(work, 'tokenizer', 'iter_4.pth')) and osp.isfile(osp.join(work, 'mage', 'iter_4.pth'))
     timings = json.load(open(osp.join(work, 'results.json')))['timings']
@@ -51,8 +51,12 @@ def test_short_demo_produces_every_artefact(demo):
                    'codebook_perplexity', '![reconstructions](recon_grid.png)', '![tokenizer](curves_tokenizer.png)',
                    '![mage](curves_mage.png)', '![samples](pictures/samples.png)', 'logical CPUs',
                    'MAGE-pretrained encoder |', 'randomly initialised encoder |', 'generated (8) vs test (32) |',
-                   'the floor at this size |'):
+                   'the floor at this size |', '## Targets', '| FID / floor', '| linear probe gap',
+                   '| class accuracy of guided samples', '| whole demo wall time (s)'):
         assert needle in report, needle
+    # the MAGE trained from the token cache the demo made (2 views of each of the 64 training images)
+    manifest = json.load(open(osp.join(work, 'tokens_k2', 'manifest.json')))
+    assert manifest['num_images'] == 64 and manifest['num_views'] == 2
     assert len([f for f in os.listdir(osp.join(work, 'samples')) if f.endswith('.png') and f != 'grid.png']) == 8
     fid = json.load(open(osp.join(work, 'results', 'fid.json')))['FID (TF-Inception)']
     assert all(v > 0 for v in fid.values())
@@ -102,3 +106,24 @@ def test_short_demo_conditional_stage(demo):
     grid = Image.open(osp.join(work, 'pictures', 'conditional_unguided.png'))
     assert grid.size == (2 * 34 + 2, 10 * 34 + 2)  # one row per class
     assert osp.isfile(osp.join(work, 'mage_cond', 'iter_4.pth'))
+
+
+def test_target_rows_state_ratio_gap_and_accuracy():
+    """The report's targets table: FID / floor, probe gap, guided vs unguided accuracy, total time."""
+    tool = _report_module()
+    results = {
+        'timings': {'1. data': 100.0, '2. rest': 700.0},
+        'FID (TF-Inception)': {'generated (100) vs test (500)': 150.0,
+                               'real train (100) vs test: the floor at this size': 100.0},
+        'linear probe, Fashion-MNIST test top-1 (%)': {'MAGE-pretrained encoder': 70.0,
+                                                      'randomly initialised encoder': 50.0},
+        'class-conditional MAGE (Fashion-MNIST, LeNet-5 judge trained on the real training split)': {
+            'judge top-1 on real test images (%)': 85.0,
+            'class accuracy of 100 samples, no guidance s = 1 (%)': 40.0,
+            'class accuracy of 100 samples, guidance s = 3 (%)': 55.0}}
+    rows = {r[0].split(' (')[0].split(':')[0]: r[1:] for r in tool.target_rows(results)}
+    assert rows['FID / floor'] == ('150.0 / 100.0 = 1.50', '<= 1.8', 'yes')
+    assert rows['linear probe gap'] == ('70.0 - 50.0 = 20.0', '>= 15', 'yes')
+    assert rows['class accuracy of guided samples'] == ('55.0 (s = 1: 40.0)', '>= 60 and above s = 1', '**no**')
+    assert rows['whole demo wall time'] == ('800', '<= 900', 'yes')
+    assert tool.target_rows({'other': {'x': 1.0}}) == []

@@ -12,7 +12,9 @@ Writes into OUT_DIR:
 * ``recon_grid.png``: real images (odd rows) above their tokenizer reconstructions;
 * ``report.md``: the machine, stage timings and numbers from the ``--results`` JSON files
   (``{"timings": {"stage": seconds}, "<section>": {"key": value}, ...}``, merged in order),
-  the final logged values of each work dir, and the pictures.
+  the demo's targets next to what was measured (:func:`target_rows`: FID / floor, the probe
+  gap over the random encoder, guided vs unguided class accuracy, the total time), the final
+  logged values of each work dir, and the pictures.
 """
 import argparse
 import datetime
@@ -30,6 +32,12 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm')
 MONITOR_KEYS = ('codebook_perplexity', 'codebook_used', 'dead_codes')
+# the demo's targets (issue 10 item 7, issue 11 item 5): FID / floor, probe gap (points), guided class
+# accuracy (%), whole-demo wall time (s)
+TARGET_FID_RATIO = 1.8
+TARGET_PROBE_GAP = 15.0
+TARGET_GUIDED_ACCURACY = 60.0
+TARGET_TOTAL_S = 15 * 60
 
 
 # ---------------------------------------------------------------- logs
@@ -194,6 +202,57 @@ def merge_results(paths: Sequence[str]) -> dict:
     return merged
 
 
+def _find(section: dict, *needles: str) -> Optional[float]:
+    """The value of the first key of ``section`` that contains every needle (None: none does)."""
+    for k, v in section.items():
+        if all(n in k for n in needles) and isinstance(v, (int, float)):
+            return float(v)
+    return None
+
+
+def target_rows(results: dict) -> List[Tuple[str, str, str, str]]:
+    """(quantity, measured, target, met) rows for the demo's targets found in ``results``.
+
+    Reads the sections tools/demo.sh writes: ``FID (TF-Inception)`` (samples and
+    real-training-image floor vs the test split), ``linear probe ...`` (pretrained and
+    random encoder), ``class-conditional ...`` (class accuracy at s = 1 and at the
+    chosen s) and ``timings``. A section that is absent gives no row.
+    """
+    rows = []
+    yes = lambda ok: 'yes' if ok else '**no**'  # noqa: E731
+    for name, sec in results.items():
+        if not isinstance(sec, dict):
+            continue
+        if name.startswith('FID'):
+            gen, floor = _find(sec, 'generated'), _find(sec, 'floor')
+            if gen is not None and floor:
+                ratio = gen / floor
+                rows.append(('FID / floor (samples vs real training images, same size, same test reference)',
+                             f'{gen:.1f} / {floor:.1f} = {ratio:.2f}', f'<= {TARGET_FID_RATIO:g}',
+                             yes(ratio <= TARGET_FID_RATIO)))
+        elif name.startswith('linear probe'):
+            pre, rand = _find(sec, 'pretrained'), _find(sec, 'random')
+            if pre is not None and rand is not None:
+                gap = pre - rand
+                rows.append(('linear probe gap: MAGE-pretrained minus random encoder (points)',
+                             f'{pre:.1f} - {rand:.1f} = {gap:.1f}', f'>= {TARGET_PROBE_GAP:g}',
+                             yes(gap >= TARGET_PROBE_GAP)))
+        elif name.startswith('class-conditional'):
+            unguided = _find(sec, 'class accuracy', 'no guidance')
+            guided = next((float(v) for k, v in sec.items() if k.startswith('class accuracy')
+                           and 'no guidance' not in k and isinstance(v, (int, float))), None)
+            if unguided is not None and guided is not None:
+                rows.append(('class accuracy of guided samples (%), vs unguided s = 1',
+                             f'{guided:.1f} (s = 1: {unguided:.1f})',
+                             f'>= {TARGET_GUIDED_ACCURACY:g} and above s = 1',
+                             yes(guided >= TARGET_GUIDED_ACCURACY and guided > unguided)))
+    timings = results.get('timings')
+    if isinstance(timings, dict) and timings:
+        total = sum(float(v) for v in timings.values())
+        rows.append(('whole demo wall time (s)', f'{total:.0f}', f'<= {TARGET_TOTAL_S}', yes(total <= TARGET_TOTAL_S)))
+    return rows
+
+
 def _flatten(d: dict, prefix: str = '') -> List[Tuple[str, object]]:
     rows = []
     for k, v in d.items():
@@ -237,6 +296,11 @@ def write_report(out_dir: str, title: str, results: dict, logs: Dict[str, Dict[s
         lines += ['## Stage timings', '', '| stage | wall time (s) |', '|---|---:|']
         lines += [f'| {k} | {float(v):.1f} |' for k, v in timings.items()]
         lines += [f'| **total** | **{sum(float(v) for v in timings.values()):.1f}** |', '']
+    targets = target_rows(results)
+    if targets:
+        lines += ['## Targets', '', '| target | measured | wanted | met |', '|---|---:|---:|---|']
+        lines += [f'| {q} | {m} | {w} | {ok} |' for q, m, w, ok in targets]
+        lines.append('')
     others = {k: v for k, v in results.items() if k != 'timings'}
     if others:
         lines += ['## Results', '', '| quantity | value |', '|---|---:|']
