@@ -8,17 +8,23 @@
 #   d) fresh samples (other seeds), 10 classes x $NUM_PER_CLASS, at s = 1 (no guidance) and at the chosen s:
 #      class accuracy under the judge, FID vs the held-out test split, a grid with one row per class, next to
 #      the judge's accuracy on real test images          tools/generate.py --classes all, tools/analysis_tools/class_accuracy.py
-# Environment (set by tools/demo.sh): PYTHON, WORK, DATA, MAGE_CKPT, DEMO_SHORT; DEMO_SCALES (guidance scales
+# Environment (set by tools/demo.sh): PYTHON, WORK, DATA, MAGE_CKPT, DEMO_SHORT, DEMO_MODEL (tiny or mini); DEMO_SCALES (guidance scales
 # to choose from, default "1 3 6 12 20"), DEMO_COND_REUSE=1 (reuse the judge and the fine-tuned model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 WORK=${WORK:-work_dirs/demo}
 DATA=${DATA:-data/fashion_mnist}
-MAGE_CKPT=${MAGE_CKPT:-$WORK/mage/iter_1000.pth}
 CLS_CFG=configs/classifier/lenet5_1xb64-12e_fashion-mnist-32px.py
-COND_CFG=configs/mage/mage-cond_vit-mini_1xb32-600iters_fashion-mnist-32px.py
-COND_GEN_CFG=configs/generation/mage-cond-gen_vit-mini_iter8-temp1_fashion-mnist-32px.py
+if [ "${DEMO_MODEL:-tiny}" = "mini" ]; then
+  MAGE_CKPT=${MAGE_CKPT:-$WORK/mage/iter_1000.pth}
+  COND_CFG=configs/mage/mage-cond_vit-mini_1xb32-600iters_fashion-mnist-32px.py
+  COND_GEN_CFG=configs/generation/mage-cond-gen_vit-mini_iter8-temp1_fashion-mnist-32px.py
+else
+  MAGE_CKPT=${MAGE_CKPT:-$WORK/mage/iter_2000.pth}
+  COND_CFG=configs/mage/mage-cond_vit-tiny_1xb32-600iters_fashion-mnist-32px.py
+  COND_GEN_CFG=configs/generation/mage-cond-gen_vit-tiny_iter8-temp6_fashion-mnist-32px.py
+fi
 if [ "${DEMO_SHORT:-0}" = "1" ]; then
   CLS_EPOCHS=1; COND_ITERS=4; SCALES="1 3"; NUM_SELECT=1; NUM_PER_CLASS=2; NUM_FID_REF=32
   COND_SHORT=(train_dataloader.batch_size=8 default_hooks.logger.interval=1 param_scheduler.0.end=2
