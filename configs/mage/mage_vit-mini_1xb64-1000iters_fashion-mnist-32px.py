@@ -1,8 +1,8 @@
 # The demo's MAGE, image input: the "mini" MAGE (4 x 192-d ViT encoder, 2 x 128-d decoder,
 # configs/_base_/models/mage_vit-mini_encoder.py) with the demo's Fashion-MNIST tokenizer
 # (configs/tokenizer/vqgan_tiny-f4_1xb32-300iters_fashion-mnist-32px.py), 1000 iterations x 64 images.
-# tools/demo.sh trains ./mage_vit-mini_1xb64-1000iters_fashion-mnist-tokens-k8-32px.py (the same model from a
-# token cache, which this config makes: tools/dataset_converters/pretokenize.py THIS_CONFIG --views 8 ...);
+# `DEMO_MODEL=mini bash tools/demo.sh` trains ./mage_vit-mini_1xb64-1000iters_fashion-mnist-tokens-k8-32px.py
+# (the same model from a token cache, which this config makes: pretokenize.py THIS_CONFIG --views 8 ...);
 # this one trains on the images themselves (a fresh crop per step, the tokenizer run on every crop).
 _base_ = ['./mage_vit-tiny_1xb32-2000iters_fashion-mnist-32px.py', '../_base_/models/mage_vit-mini_encoder.py']
 

@@ -1,5 +1,5 @@
-# The demo's MAGE (tools/demo.sh stage 4): ./mage_vit-mini_1xb64-1000iters_fashion-mnist-32px.py trained from a
-# token cache, every training image tokenised once in K = 8 fixed augmented views by the demo's tokenizer:
+# The mini demo's MAGE (DEMO_MODEL=mini tools/demo.sh, stage 4): ./mage_vit-mini_1xb64-1000iters_fashion-mnist-32px.py
+# trained from a token cache, every training image tokenised once in K = 8 fixed views by the demo's tokenizer:
 #   python tools/dataset_converters/pretokenize.py configs/mage/mage_vit-mini_1xb64-1000iters_fashion-mnist-32px.py \
 #       --out data/fashion_mnist_tokens_k8 --views 8
 # The step skips the tokenizer (MAGE takes the cached ids and checks their tokenizer hash and grid against its
