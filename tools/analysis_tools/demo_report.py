@@ -249,7 +249,8 @@ def target_rows(results: dict) -> List[Tuple[str, str, str, str]]:
     timings = results.get('timings')
     if isinstance(timings, dict) and timings:
         total = sum(float(v) for v in timings.values())
-        rows.append(('whole demo wall time (s)', f'{total:.0f}', f'<= {TARGET_TOTAL_S}', yes(total <= TARGET_TOTAL_S)))
+        rows.append(('whole demo wall time (s, the stages before the report)', f'{total:.1f}', f'<= {TARGET_TOTAL_S}',
+                     yes(total <= TARGET_TOTAL_S)))
     return rows
 
 
