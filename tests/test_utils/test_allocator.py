@@ -11,11 +11,14 @@ import torch
 from mage_mm.utils.allocator import tune_malloc_for_tools
 tuned = tune_malloc_for_tools()
 x = torch.ones(48 * 2**20 // 4)  # 48 MB: above glibc's largest dynamic mmap threshold (32 MB)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
-    y = x * 2  # a fresh 48 MB block each time
+faults = []
+for _ in range(6):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    y = x * 2  # a 48 MB block: fresh (untuned) or the one freed a moment ago (tuned)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     del y
-print(tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+# the least over the repeats after the first: robust to the kernel reclaiming free pages now and then
+print(tuned, min(faults[1:]))
 '''
 
 
@@ -32,5 +35,6 @@ def test_tunables_reuse_large_blocks_and_can_be_switched_off():
     tuned, faults_tuned = run('1')
     off, faults_off = run('0')
     assert tuned and not off
-    # untuned: every 48 MB block is a fresh mmap (12,288 pages of 4 KiB to fault in, ten times)
-    assert faults_off > 10 * 10_000 and faults_tuned < faults_off / 2, (faults_tuned, faults_off)  # measured 2.5x
+    # untuned: every 48 MB block is a fresh mmap (12,288 pages of 4 KiB to fault in; fewer with huge pages);
+    # tuned: the freed block is reused from the heap, next to no faults
+    assert faults_tuned < faults_off / 4, (faults_tuned, faults_off)
