@@ -99,7 +99,13 @@ def set_attention_precision(model_cfg: dict, attention_precision: str) -> int:
 
 
 def set_fused_optimizer(optim_wrapper: dict, fused: bool) -> bool:
-    """``fused=fused`` on the wrapper's optimizer when it is one of ``FUSED_OPTIMIZERS``; returns whether it was."""
+    """``fused=fused`` on the wrapper's optimizer when it is one of ``FUSED_OPTIMIZERS``; returns whether it was.
+
+    A multi-optimizer config (:func:`is_multi_optim_wrapper`): on each sub-module's optimizer.
+    """
+    if isinstance(optim_wrapper, dict) and is_multi_optim_wrapper(optim_wrapper):
+        hits = [set_fused_optimizer(v, fused) for k, v in optim_wrapper.items() if k not in MULTI_WRAPPER_KEYS]
+        return any(hits)
     optimizer = optim_wrapper.get('optimizer', None) if isinstance(optim_wrapper, dict) else None
     if not isinstance(optimizer, dict) or optimizer.get('type') not in FUSED_OPTIMIZERS:
         return False
@@ -111,14 +117,34 @@ def set_fused_optimizer(optim_wrapper: dict, fused: bool) -> bool:
     return True
 
 
+#: keys of a multi-optimizer ``optim_wrapper`` that are not a sub-module's wrapper
+MULTI_WRAPPER_KEYS = ('constructor', 'paramwise_cfg')
+
+
+def is_multi_optim_wrapper(optim_wrapper: dict) -> bool:
+    """Whether ``optim_wrapper`` holds one wrapper per sub-module (mmagic's ``MultiOptimWrapperConstructor``).
+
+    Such a config names the constructor and has no ``optimizer`` (or ``modules``) of its own: every other key is a
+    sub-module's wrapper config (the VQGAN trainer's ``tokenizer`` / ``discriminator``).
+    """
+    constructor = str(optim_wrapper.get('constructor', ''))
+    return (constructor.split('.')[-1] == 'MultiOptimWrapperConstructor' and 'optimizer' not in optim_wrapper
+            and 'modules' not in optim_wrapper)
+
+
 def optim_wrapper_for(optim_wrapper: dict, precision: str, device_type: str) -> dict:
     """The ``optim_wrapper`` config for a precision (a new dict; the optimizer etc. kept).
 
     fp32 → ``OptimWrapper``; bf16/fp16 on CPU → ``CPUAutocastOptimWrapper``;
-    on CUDA → ``AmpOptimWrapper`` (``dtype``; fp16 with dynamic loss scaling).
+    on CUDA → ``AmpOptimWrapper`` (``dtype``; fp16 with dynamic loss scaling). A multi-optimizer config
+    (:func:`is_multi_optim_wrapper`) gets the same mapping in each sub-module's wrapper.
     """
     check_precision(precision, device_type, training=True)
     cfg = dict(optim_wrapper)
+    if is_multi_optim_wrapper(cfg):
+        # mmagic's MultiOptimWrapperConstructor: one wrapper per sub-module, each gets the precision
+        return {key: (value if key in MULTI_WRAPPER_KEYS else optim_wrapper_for(value, precision, device_type))
+                for key, value in cfg.items()}
     kind = cfg.get('type', 'OptimWrapper')
     known = ('OptimWrapper', 'AmpOptimWrapper', 'CPUAutocastOptimWrapper')
     if kind not in known:

@@ -71,6 +71,42 @@ def test_config_mapping_cpu_and_cuda():
     assert gen.model.precision == 'bf16' and gen.test_cfg.type == 'MultiTestLoop'
 
 
+TOKENIZER_TINY = osp.join(REPO_ROOT, 'configs', 'tokenizer', 'vqgan_tiny-f4_1xb8-20iters_photo-crops-32px.py')
+
+
+def test_multi_optimizer_config_gets_the_precision_per_wrapper():
+    # the VQGAN trainer's optim_wrapper is mmagic's MultiOptimWrapperConstructor: one wrapper per sub-module
+    cfg = Config.fromfile(TOKENIZER_TINY)
+    apply_precision(cfg, 'bf16', device='cpu', fused_optimizer=True)
+    ow = cfg.optim_wrapper
+    assert ow.constructor == 'mmagic.MultiOptimWrapperConstructor' and 'type' not in ow
+    assert set(ow) == {'constructor', 'tokenizer', 'discriminator'}
+    for name in ('tokenizer', 'discriminator'):
+        assert ow[name].type == 'CPUAutocastOptimWrapper' and ow[name].dtype == 'bfloat16'
+        assert ow[name].optimizer.fused is True
+    apply_precision(cfg, 'fp32', device='cpu')
+    assert cfg.optim_wrapper.tokenizer.type == 'OptimWrapper' and 'dtype' not in cfg.optim_wrapper.tokenizer
+
+
+@pytest.mark.integration
+def test_tokenizer_trains_bf16_with_both_optimizers(photos, tmp_path):
+    """tools/train.py --precision bf16 on the tokenizer config: the tokenizer and discriminator steps both run."""
+    from mage_mm.utils.checkpoint import safe_load
+    work = str(tmp_path / 'tok')
+    load_tool('train').main([
+        TOKENIZER_TINY, '--work-dir', work, '--precision', 'bf16', '--cfg-options',
+        f'train_dataloader.dataset.data_root={photos}', f'val_dataloader.dataset.data_root={photos}',
+        'train_cfg.max_iters=3', 'train_cfg.val_interval=3', 'model.disc_start=1', 'model.usage_window=2',
+        'default_hooks.checkpoint.interval=3', 'default_hooks.logger.interval=1'])
+    runs = sorted(glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json')))
+    with open(runs[-1]) as f:
+        rows = [json.loads(line) for line in f if '"loss_pixel"' in line]
+    assert [r['iter'] for r in rows] == [1, 2, 3]
+    assert all(np.isfinite(r['loss_pixel']) for r in rows) and np.isfinite(rows[-1]['loss_disc'])
+    meta_cfg = safe_load(osp.join(work, 'iter_3.pth'))['meta']['cfg']
+    assert meta_cfg.count("type='CPUAutocastOptimWrapper'") == 2
+
+
 def test_tokenizing_stays_fp32_under_bf16_unless_asked(photos):
     from mmpretrain.registry import MODELS
     images = torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert('RGB'))).permute(2, 0, 1)
