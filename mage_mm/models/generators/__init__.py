@@ -1,8 +1,9 @@
 """MAGE iterative decoding (plain torch: no mmagic, no mmdet).
 
-The mmagic model :class:`MAGEGenerator` lives in the leaf module :mod:`mage_mm.models.generators.mage_generator`
-(importing it imports mmagic and registers the class in mmagic's ``MODELS``); generation configs name it in
-``custom_imports``.
+The generator classes live in :mod:`mage_mm.models.generators.generator` (:class:`MAGEGenerator`) and
+:mod:`mage_mm.models.generators.cond_generator` (:class:`MAGECondGenerator`), which import no mmagic; the leaf
+modules :mod:`mage_mm.models.generators.mage_generator` / ``mage_cond_generator`` import mmagic and register them
+in mmagic's ``MODELS``; generation configs name the leaves in ``custom_imports``.
 """
 from .decoding import (
     BatchSampler,
