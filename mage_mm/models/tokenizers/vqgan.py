@@ -27,6 +27,12 @@ def _record_arch(module: nn.Module, state_dict: dict, prefix: str, local_metadat
                                                  for k, v in module.arch.items()}
 
 
+def _no_autograd() -> bool:
+    # in-place activations and adds only where autograd records nothing (encode/decode under no_grad or
+    # inference_mode): there they give the same values bit for bit and hold one activation less at a time
+    return not torch.is_grad_enabled()
+
+
 def _group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(num_groups=32, num_channels=channels, eps=1e-6, affine=True)
 
@@ -51,11 +57,31 @@ class ResBlock(nn.Module):
             self.nin_shortcut = nn.Conv2d(out_channels, out_channels, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _no_autograd():
+            return self._forward_no_grad(x)
         h = self.conv1(F.silu(self.norm1(x)))
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
         if self.in_channels != self.out_channels:
             return h + self.nin_shortcut(h)
         return x + h
+
+    def _forward_no_grad(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` without autograd: the same operations, the same bits, less memory at once.
+
+        Each SiLU overwrites the fresh GroupNorm output it reads, the conv1 output is freed before conv2
+        runs, and the residual is added into the fresh conv2 output (``x + h`` and ``h + x`` are the same
+        IEEE sums). At the official VQGAN's 256² level (128 channels) this holds four activations at a time
+        instead of five (the convolution itself needs its output and one working buffer): about 134 MB less
+        per four images (README "Performance", memory).
+        """
+        h = self.conv1(F.silu(self.norm1(x), inplace=True))
+        h = F.silu(self.norm2(h), inplace=True)  # rebinding `h` frees the conv1 output before conv2 runs
+        h = self.conv2(self.dropout(h))
+        if self.in_channels != self.out_channels:
+            short = self.nin_shortcut(h)
+            return h.add_(short) if short.dtype == h.dtype else h + short
+        # in place only where the out-of-place sum would have h's dtype (autocast may mix fp32 and bf16)
+        return h.add_(x) if torch.result_type(x, h) == h.dtype else x + h
 
 
 class Upsample(nn.Module):
@@ -117,7 +143,7 @@ class Encoder(nn.Module):
             if i != len(self.down) - 1:
                 h = F.avg_pool2d(h, kernel_size=2, stride=2)
         h = self.mid(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(F.silu(self.norm_out(h), inplace=_no_autograd()))
 
 
 class Decoder(nn.Module):
@@ -149,7 +175,8 @@ class Decoder(nn.Module):
                 h = block(h)
             if i != 0:
                 h = self.up[i].upsample(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        # without autograd the SiLU overwrites the fresh GroupNorm output (the same values, one 256² map less)
+        return self.conv_out(F.silu(self.norm_out(h), inplace=_no_autograd()))
 
 
 class VectorQuantizer(nn.Module):
