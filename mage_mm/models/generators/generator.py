@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 
+from ...utils.allocator import release_free_heap
 from ...utils.precision import check_precision, precision_context
 from ..utils.mage_network import MAGENetworkMixin
 from .decoding import DecodingOptions, build_sampler, iterative_decode, token_mask_from_pixels
@@ -283,6 +284,11 @@ class MAGEGenerator(MAGENetworkMixin, BaseModel):
         """
         with self._eval_mode():
             self._decoder_layout()
+            if token_ids.device.type == 'cpu':
+                # the decoder's 256² activations are fresh mmaps (above glibc's mmap threshold) that cannot reuse
+                # the heap the decoding steps left free; returning that first lowers the fp32 generation peak
+                # by ~40 MB (README "Performance", memory) for ~10k page faults, nothing next to the 20 steps
+                release_free_heap()
 
             def one_by_one():
                 return torch.cat([self.tokenizer.decode(ids[None], grid=self.token_grid).float() for ids in token_ids])
