@@ -59,14 +59,21 @@ def tune_glibc_malloc(mmap_threshold: int = DEFAULT_MMAP_THRESHOLD, trim_thresho
     return ok
 
 
+#: ``MAGE_MM_TRIM=0`` in the environment turns :func:`release_free_heap` into a no-op (speed over peak RSS)
+TRIM_ENV = 'MAGE_MM_TRIM'
+
+
 def release_free_heap() -> bool:
-    """Give the free pages of glibc's heap back to the kernel (``malloc_trim(0)``); returns whether it could.
+    """Give the free pages of glibc's heap back to the kernel (``malloc_trim(0)``); returns whether it did.
 
     Freed tensors below the mmap threshold stay in the process's heap, counted in its RSS, while a later
     allocation above the threshold gets a fresh mmap on top of them. Called before such a large transient
-    (generation's batched VQGAN decode) it keeps the peak at live memory plus the transient. No effect on
-    any value; the cost is the page faults of reusing the returned pages.
+    (the VQGAN's 256² activations when tokenising or decoding on CPU) it keeps the peak at live memory plus
+    the transient. No effect on any value; the cost is the page faults of reusing the returned pages
+    (README "Performance", memory). ``MAGE_MM_TRIM=0`` disables it.
     """
+    if os.environ.get(TRIM_ENV, '') == '0':
+        return False
     libc = _libc()
     if libc is None or not hasattr(libc, 'malloc_trim'):
         return False
@@ -89,4 +96,4 @@ def tune_malloc_for_tools() -> bool:
 
 
 __all__ = ['tune_glibc_malloc', 'tune_malloc_for_tools', 'release_free_heap', 'TOOLS_DEFAULT', 'M_MMAP_THRESHOLD',
-           'M_TRIM_THRESHOLD', 'ENV']
+           'M_TRIM_THRESHOLD', 'ENV', 'TRIM_ENV']

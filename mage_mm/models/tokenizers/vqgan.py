@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+from ...utils.allocator import release_free_heap
 from ..utils.pretrained import StrictPretrainedMixin  # a Pretrained init_cfg loads strictly
 
 #: key under which a MAGEVQGAN records its architecture in its state dict's ``_metadata`` entry (plain data:
@@ -327,6 +328,12 @@ class MAGEVQGAN(StrictPretrainedMixin, BaseModule):
         fp32 under any autocast unless ``autocast_encode`` (ids stay exact).
         """
         low = torch.is_autocast_enabled(images.device.type)
+        if images.device.type == 'cpu' and _no_autograd():
+            # the encoder's 256² activations are fresh mmaps (above glibc's mmap threshold) stacked on the heap
+            # a training step leaves free (its activations and gradients): returning that heap first keeps the
+            # fp32 ViT-B train step's peak below the official one (README "Performance", memory; MAGE_MM_TRIM=0
+            # keeps the heap, a little faster)
+            release_free_heap()
         if self.encoder is not None:
             # tokenising in low precision (autocast_encode) runs the encoder channels-last, the layout oneDNN's
             # bf16 / cuDNN's fp16 convolutions want; fp32 tokenising keeps the contiguous layout (exact ids)
