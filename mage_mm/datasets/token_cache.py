@@ -31,6 +31,7 @@ from ..models.utils.token_ids import TokenCacheError, check_cached_ids, tokenize
 MANIFEST = 'manifest.json'
 FORMAT = 'mage_mm.token_cache/1'
 SHARD_PATTERN = 'shard_{:05d}.npy'
+LABELS_FILE = 'labels.npy'  # optional (pretokenize.py --labels): one int64 class per image
 
 
 def view_seed(seed: int, image_index: int, view: int) -> int:
@@ -81,6 +82,23 @@ def open_shard(cache_dir: str, shard: Dict[str, Any], manifest: Dict[str, Any]) 
     return arr
 
 
+def read_labels(cache_dir: str, manifest: Dict[str, Any]) -> Optional[np.ndarray]:
+    """The cache's per-image classes (int64, one per image), checked against the manifest; None without."""
+    if 'labels_file' not in manifest:
+        return None
+    path = osp.join(cache_dir, manifest['labels_file'])
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise TokenCacheError(f'{path} is not a readable .npy labels file: {exc}') from exc
+    if labels.dtype != np.int64 or labels.shape != (int(manifest['num_images']),):
+        raise TokenCacheError(f'{path} holds {labels.dtype} {labels.shape}; the manifest says int64 '
+                              f'({manifest["num_images"]},) (one class per image)')
+    if hashlib.sha256(labels.tobytes()).hexdigest() != manifest.get('labels_sha256'):
+        raise TokenCacheError(f'{path} is corrupt: its sha256 differs from the manifest\'s labels_sha256')
+    return labels
+
+
 def verify_shard(cache_dir: str, shard: Dict[str, Any], manifest: Dict[str, Any]) -> None:
     """Check a shard's bytes against the sha256 the manifest recorded (a corrupt file is an error)."""
     arr = open_shard(cache_dir, shard, manifest)
@@ -102,7 +120,9 @@ class TokenCacheDataset(torch.utils.data.Dataset):
     Items are ``dict(inputs=LongTensor (N,), data_samples=DataSample)`` with the
     cache's ``tokenizer_sha256``, ``token_grid``, the image index and view in
     the data sample's metainfo; :class:`MAGE` takes such ids instead of images
-    and checks the hash against its own tokenizer.
+    and checks the hash against its own tokenizer. A cache made with
+    ``pretokenize.py --labels`` also sets each sample's ``gt_label`` (what
+    :class:`MAGECond` trains on) and ``metainfo['classes']``.
 
     Args:
         cache_dir (str): Folder with ``manifest.json`` and the shards.
@@ -156,6 +176,9 @@ class TokenCacheDataset(torch.utils.data.Dataset):
         self._visits = torch.zeros(n, dtype=torch.int64).share_memory_()
         self.metainfo = dict(tokenizer_sha256=self.manifest['tokenizer_sha256'], token_grid=grid,
                              num_views=self.num_views)
+        self.labels = read_labels(cache_dir, self.manifest)
+        if self.labels is not None:
+            self.metainfo['classes'] = tuple(self.manifest.get('classes') or ())
 
     def __len__(self) -> int:
         return int(self.manifest['num_images'])
@@ -183,9 +206,11 @@ class TokenCacheDataset(torch.utils.data.Dataset):
             view = int(self._orders[index, visit % self.num_views])
         ids = torch.from_numpy(self.tokens(index, view).astype(np.int64))
         sample = DataSample(metainfo=dict(self.metainfo, sample_idx=index, view=view))
+        if self.labels is not None:
+            sample.set_gt_label(int(self.labels[index]))
         return dict(inputs=ids, data_samples=sample)
 
 
 __all__: List[str] = ['TokenCacheDataset', 'TokenCacheError', 'tokenizer_sha256', 'view_seed', 'read_manifest',
-                      'open_shard', 'verify_shard', 'check_cached_ids', 'ids_dtype', 'MANIFEST', 'FORMAT',
-                      'SHARD_PATTERN']
+                      'open_shard', 'verify_shard', 'read_labels', 'LABELS_FILE', 'check_cached_ids', 'ids_dtype',
+                      'MANIFEST', 'FORMAT', 'SHARD_PATTERN']

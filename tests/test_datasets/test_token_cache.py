@@ -163,3 +163,63 @@ def test_training_from_the_cache_skips_the_tokenizer(cache, ckpts, tmp_path):
     cfg.work_dir = str(tmp_path / 'work2')
     with pytest.raises(TokenCacheError, match='another tokenizer'):
         Runner.from_cfg(cfg).train()
+
+
+# ------------------------------------------------------------------ labels (pretokenize.py --labels)
+COND_TINY_CFG = osp.join(osp.dirname(TINY_PRETRAIN_CFG), 'mage-cond_vit-tiny_1xb8-20iters_photo-crops-5cls-32px.py')
+
+
+@pytest.fixture(scope='module')
+def labelled(ckpts, tmp_path_factory):
+    """Class folders (5 classes: crops of 5 real photos) and their labelled cache."""
+    from mage_mm.datasets import packaged_photo_paths, random_crops, write_image_folder
+    root = tmp_path_factory.mktemp('labelled')
+    images, labels = random_crops(packaged_photo_paths()[:5], 15, 32, seed=2)
+    write_image_folder(images, str(root / 'train'), labels=labels)
+    out = root / 'tokens'
+    assert pretokenize(str(root / 'train'), out, ckpts[0], '--labels') == 0
+    return str(root / 'train'), str(out)
+
+
+def test_labelled_cache_gives_each_view_its_class(labelled, tmp_path):
+    from mmpretrain.datasets import CustomDataset
+    images, out = labelled
+    truth = CustomDataset(data_root=images, data_prefix='', with_label=True)
+    ds = TokenCacheDataset(out)
+    assert ds.metainfo['classes'] == tuple(truth.metainfo['classes']) and len(ds) == len(truth) == 15
+    for i in range(len(ds)):
+        assert int(ds[i]['data_samples'].gt_label) == int(truth.get_data_info(i)['gt_label'])
+    # a corrupt labels file is refused with its path
+    bad = tmp_path / 'bad'
+    os.makedirs(bad)
+    for name in os.listdir(out):
+        with open(osp.join(out, name), 'rb') as src, open(bad / name, 'wb') as dst:
+            dst.write(src.read())
+    labels = np.load(bad / 'labels.npy')
+    labels[0] = (labels[0] + 1) % 5
+    np.save(bad / 'labels.npy', labels)
+    with pytest.raises(TokenCacheError, match=r'labels\.npy is corrupt'):
+        TokenCacheDataset(str(bad))
+
+
+def test_unlabelled_cache_has_no_classes(cache):
+    item = TokenCacheDataset(cache)[0]
+    assert 'gt_label' not in item['data_samples'] and 'classes' not in TokenCacheDataset(cache).metainfo
+
+
+@pytest.mark.integration
+def test_conditional_training_from_the_labelled_cache_skips_the_tokenizer(labelled, ckpts, tmp_path):
+    from mmengine.runner import Runner
+    _, out = labelled
+    cfg = Config.fromfile(COND_TINY_CFG)
+    cfg.train_dataloader.dataset = dict(type='TokenCacheDataset', cache_dir=out, expect_token_grid=(8, 8))
+    cfg.model.data_preprocessor = dict(type='BaseDataPreprocessor')
+    cfg.model.init_checkpoint = ckpts[0]  # the unconditional MAGE whose tokenizer made the cache
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.train_cfg.max_iters = 3
+    cfg.default_hooks.checkpoint.interval = 3
+    runner = Runner.from_cfg(cfg)
+    calls = []
+    runner.model.backbone.tokenizer.encoder.register_forward_pre_hook(lambda *a: calls.append(1))
+    runner.train()
+    assert calls == [] and osp.isfile(tmp_path / 'work' / 'iter_3.pth')

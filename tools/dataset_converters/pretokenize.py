@@ -1,7 +1,7 @@
 """Tokenise a training set once: K augmented views per image into memory-mappable shards (a token cache).
 
     python tools/dataset_converters/pretokenize.py CONFIG --out DIR [--checkpoint CKPT] [--views 4] [--seed 0]
-        [--batch-size 32] [--shard-size 4096] [--max-shards N] [--device cpu] [--no-progress]
+        [--batch-size 32] [--shard-size 4096] [--max-shards N] [--device cpu] [--no-progress] [--labels]
         [--cfg-options train_dataloader.dataset.data_root=DIR ...]
 
 CONFIG is a MAGE pretraining config: its ``train_dataloader.dataset`` gives the
@@ -14,7 +14,10 @@ tokenizer from a MAGE checkpoint (``backbone.tokenizer.*``) instead of the
 config's ``init_cfg``.
 
 Output (see :mod:`mage_mm.datasets.token_cache`): ``DIR/manifest.json`` and
-``DIR/shard_#####.npy`` (uint16 ids, images × K × tokens). Every file is
+``DIR/shard_#####.npy`` (uint16 ids, images × K × tokens) and, with ``--labels``
+(the dataset read with ``with_label=True``: class folders), ``DIR/labels.npy``
+(one int64 class per image, its sha256 and the class names in the manifest), so
+that a class-conditional MAGE trains from the cache too. Every file is
 written atomically; a rerun resumes (complete shards are kept, a shard
 interrupted mid-write is redone) and refuses a folder made with another
 tokenizer, dataset, pipeline, K or seed. Tokenising runs in fp32 (exact ids).
@@ -52,6 +55,8 @@ def parse_args(argv=None):
     parser.add_argument('--max-shards', type=int, default=None, help='write at most N shards in this run')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--labels', action='store_true',
+                        help='also store each image\'s class (the dataset read with with_label=True)')
     from mage_mm.utils.cfg_options import SafeDictAction
     parser.add_argument('--cfg-options', nargs='+', action=SafeDictAction, help='override config settings')
     args = parser.parse_args(argv)
@@ -59,6 +64,15 @@ def parse_args(argv=None):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1')
     return args
+
+
+def _label_of(dataset, index: int, config: str) -> int:
+    label = dataset.get_data_info(index).get('gt_label', None)
+    label = np.asarray(label).reshape(-1) if label is not None else np.zeros(0)
+    if label.size != 1:
+        raise SystemExit(f'--labels: image {index} of the dataset of {config} has gt_label {label.tolist()}; one class '
+                         'per image is needed (a dataset with class folders, with_label=True)')
+    return int(label[0])
 
 
 def _json(obj: Any) -> Any:
@@ -136,6 +150,7 @@ def main(argv=None) -> int:
     import mage_mm.register  # noqa: F401  MAGEVQGAN, transforms
     from mage_mm.datasets.token_cache import (
         FORMAT,
+        LABELS_FILE,
         MANIFEST,
         SHARD_PATTERN,
         TokenCacheError,
@@ -149,6 +164,8 @@ def main(argv=None) -> int:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if args.labels:
+        cfg.train_dataloader.dataset.with_label = True
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
@@ -169,6 +186,10 @@ def main(argv=None) -> int:
         seed=args.seed, seed_rule='sha256(f"{seed}:{image}:{view}")[:4] little-endian -> random.seed + np.random.seed',
         num_images=n, shard_size=args.shard_size, dtype=ids_dtype(tokenizer.num_codes).str,
         dataset_sha256=hashlib.sha256('\n'.join(files).encode()).hexdigest(), view_pipeline=_json(views))
+    if args.labels:
+        labels = np.asarray([_label_of(dataset, i, args.config) for i in range(n)], dtype=np.int64)
+        settings.update(labels_file=LABELS_FILE, labels_sha256=hashlib.sha256(labels.tobytes()).hexdigest(),
+                        classes=_json(list(dataset.metainfo.get('classes') or [])))
     shards = [dict(file=SHARD_PATTERN.format(s), start=s * args.shard_size,
                    stop=min(n, (s + 1) * args.shard_size), complete=False) for s in range(-(-n // args.shard_size))]
 
@@ -188,6 +209,11 @@ def main(argv=None) -> int:
     def save_manifest():
         with atomic_write(manifest_path, 'w') as f:
             json.dump(manifest, f, indent=1, sort_keys=True)
+
+    if args.labels:  # before the manifest names it: a reader never sees a manifest whose labels file is missing
+        with atomic_path(osp.join(args.out, LABELS_FILE)) as tmp:
+            with open(tmp, 'wb') as f:
+                np.save(f, labels, allow_pickle=False)
 
     save_manifest()
     for shard in shards:

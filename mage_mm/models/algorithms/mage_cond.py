@@ -163,7 +163,11 @@ class MAGECond(MAGE):
         if isinstance(inputs, (list, tuple)):
             inputs = inputs[0]
         labels = self.drop_labels(self.labels_from(data_samples, inputs.device))
-        ids = self.tokenize(inputs)
+        if inputs.is_floating_point():
+            ids = self.tokenize(inputs)
+        else:  # a labelled token cache (pretokenize.py --labels): its tokenizer identity and grid are checked
+            from ..utils.token_ids import check_cached_ids
+            ids = check_cached_ids(inputs, data_samples, self.backbone.tokenizer, self.backbone.num_tokens)
         with torch.set_grad_enabled(self.train_encoder and torch.is_grad_enabled()):
             out = self.backbone(ids, mask=True)
         feats = self.neck(out.latent, out.token_drop_mask, out.token_all_mask, labels=labels)
