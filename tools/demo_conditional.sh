@@ -2,35 +2,42 @@
 # The class-conditional stage of `make demo` (tools/demo.sh runs it after the unconditional stages):
 #   a) the judge: mmpretrain's LeNet-5 trained on the real Fashion-MNIST training split (scored on the test split)
 #   b) class-conditional fine-tuning of the demo's MAGE (MAGECond: class embedding fed to the decoder, encoder
-#      frozen, label dropout 0.1)                           tools/train.py configs/mage/mage-cond_..._fashion-mnist-32px.py
+#      frozen, label dropout 0.1), the mini from the labelled token cache
+#                                                          tools/train.py configs/mage/mage-cond_..._fashion-mnist-*32px.py
 #   c) guidance scale chosen on the training side only: samples at each scale of $SCALES from selection seeds,
 #      judged by the classifier trained on the training split (no test image is used to choose)
 #   d) fresh samples (other seeds), 10 classes x $NUM_PER_CLASS, at s = 1 (no guidance) and at the chosen s:
 #      class accuracy under the judge, FID vs the held-out test split, a grid with one row per class, next to
 #      the judge's accuracy on real test images          tools/generate.py --classes all, tools/analysis_tools/class_accuracy.py
-# Environment (set by tools/demo.sh): PYTHON, WORK, DATA, MAGE_CKPT, DEMO_SHORT, DEMO_MODEL (tiny or mini); DEMO_SCALES (guidance scales
-# to choose from, default "1 3 6 12 20"), DEMO_COND_REUSE=1 (reuse the judge and the fine-tuned model).
+# Environment (set by tools/demo.sh): PYTHON, WORK, DATA, TOKENS (stage 3's labelled token cache), MAGE_CKPT, DEMO_SHORT, DEMO_MODEL (mini or tiny); DEMO_SCALES (guidance scales
+# to choose from, default "6 12" for the mini, "1 3 6 12 20" for the tiny; s = 1 is always measured in d), DEMO_COND_REUSE=1 (reuse the judge and the fine-tuned model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 WORK=${WORK:-work_dirs/demo}
+TOKENS=${TOKENS:-$WORK/tokens_k8}
 DATA=${DATA:-data/fashion_mnist}
 CLS_CFG=configs/classifier/lenet5_1xb64-12e_fashion-mnist-32px.py
-if [ "${DEMO_MODEL:-tiny}" = "mini" ]; then
+if [ "${DEMO_MODEL:-mini}" = "mini" ]; then
   MAGE_CKPT=${MAGE_CKPT:-$WORK/mage/iter_1000.pth}
-  COND_CFG=configs/mage/mage-cond_vit-mini_1xb32-600iters_fashion-mnist-32px.py
+  DEFAULT_SCALES="6 12"  # the mini's selection at s = 1 / 3 / 6 / 12 / 20 gave 24 / 64 / 72 / 74 / 56 %
+  # from stage 3's labelled token cache (the step skips the tokenizer)
+  COND_CFG=configs/mage/mage-cond_vit-mini_1xb32-600iters_fashion-mnist-tokens-k8-32px.py
+  COND_DATA=(train_dataloader.dataset.cache_dir="$TOKENS")
   COND_GEN_CFG=configs/generation/mage-cond-gen_vit-mini_iter8-temp1_fashion-mnist-32px.py
 else
   MAGE_CKPT=${MAGE_CKPT:-$WORK/mage/iter_2000.pth}
-  COND_CFG=configs/mage/mage-cond_vit-tiny_1xb32-600iters_fashion-mnist-32px.py
+  COND_CFG=configs/mage/mage-cond_vit-tiny_1xb32-600iters_fashion-mnist-32px.py  # from the images
+  COND_DATA=(train_dataloader.dataset.data_root="$DATA")
   COND_GEN_CFG=configs/generation/mage-cond-gen_vit-tiny_iter8-temp6_fashion-mnist-32px.py
+  DEFAULT_SCALES="1 3 6 12 20"
 fi
 if [ "${DEMO_SHORT:-0}" = "1" ]; then
   CLS_EPOCHS=1; COND_ITERS=4; SCALES="1 3"; NUM_SELECT=1; NUM_PER_CLASS=2; NUM_FID_REF=32
   COND_SHORT=(train_dataloader.batch_size=8 default_hooks.logger.interval=1 param_scheduler.0.end=2
               param_scheduler.1.begin=2)
 else
-  CLS_EPOCHS=${DEMO_CLS_EPOCHS:-12}; COND_ITERS=${DEMO_COND_ITERS:-600}; SCALES=${DEMO_SCALES:-1 3 6 12 20}
+  CLS_EPOCHS=${DEMO_CLS_EPOCHS:-12}; COND_ITERS=${DEMO_COND_ITERS:-600}; SCALES=${DEMO_SCALES:-$DEFAULT_SCALES}
   NUM_SELECT=${DEMO_NUM_SELECT:-5}; NUM_PER_CLASS=${DEMO_NUM_PER_CLASS:-10}; NUM_FID_REF=${DEMO_NUM_FID_REF:-500}
   COND_SHORT=()
 fi
@@ -50,7 +57,7 @@ echo "-- a) LeNet-5 judge on the real training split ($CLS_EPOCHS epochs)"
 
 echo "-- b) class-conditional fine-tuning from $MAGE_CKPT ($COND_ITERS iterations, encoder frozen)"
 "$PYTHON" tools/train.py "$COND_CFG" --work-dir "$WORK/mage_cond" --cfg-options \
-  model.init_checkpoint="$MAGE_CKPT" train_dataloader.dataset.data_root="$DATA" train_cfg.max_iters="$COND_ITERS" \
+  model.init_checkpoint="$MAGE_CKPT" "${COND_DATA[@]}" train_cfg.max_iters="$COND_ITERS" \
   param_scheduler.1.end="$COND_ITERS" default_hooks.checkpoint.interval="$COND_ITERS" \
   ${COND_SHORT[@]+"${COND_SHORT[@]}"}
 fi
