@@ -1,6 +1,6 @@
 """User-facing entry points: build a generator from a config, image files in and out, tokenizer checkpoints.
 
-:func:`init_generator` imports mmagic only when called.
+:func:`init_generator` imports no mmagic (only mmagic's interface of the built model does, when used).
 """
 from .image_io import image_grid, load_mask, load_rgb01, save_png, to_uint8
 from .inference import init_generator, load_generator_checkpoint

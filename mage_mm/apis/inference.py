@@ -71,7 +71,7 @@ def init_generator(config: Union[str, Config], checkpoint: Optional[str] = None,
                    attention_precision: Optional[str] = None):
     """Build the config's ``MAGEGenerator`` / ``MAGECondGenerator``, load ``checkpoint`` strictly, eval mode.
 
-    The class is looked up among mage_mm's generators (``GENERATOR_TYPES``), not in mmagic's registry, so
+    The class is looked up among mage_mm's generators (:func:`generator_types`), not in mmagic's registry, so
     building imports no mmagic (the classes are the ones the leaf modules register in mmagic's ``MODELS``).
 
     Args:
