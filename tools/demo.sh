@@ -2,7 +2,7 @@
 # `make demo`: the whole of MAGE on real images (Fashion-MNIST from Debian) on a laptop-class CPU.
 # Every stage is an ordinary tools/ command on an ordinary config, so this script is also the tutorial:
 #   [1] Fashion-MNIST -> 32 px RGB ImageNet-style folders        tools/dataset_converters/prepare_fashion_mnist.py
-#   [2] train the tiny tokenizer (L1 + LPIPS + VQ, code restarts)  tools/train.py configs/tokenizer/...
+#   [2] train the tiny tokenizer, 250 iterations (L1 + LPIPS + VQ, code restarts)  tools/train.py configs/tokenizer/...
 #   [3] token cache: every training image tokenised once, in 8 augmented views (the training pipeline's crops),
 #       with its class
 #                                                                 tools/dataset_converters/pretokenize.py
@@ -10,7 +10,7 @@
 #       autocast (the step skips the tokenizer); DEMO_MODEL=tiny: the tiny MAGE (2 x 64-d, 1 x 32-d) in fp32
 #                                                                 tools/train.py configs/mage/..._fashion-mnist-tokens-k8-32px.py
 #   [5] generate samples by iterative decoding + a grid           tools/generate.py configs/generation/...
-#   [6] FID of the samples vs held-out test images (offline TF-Inception), and of as many real
+#   [6] FID of the samples vs 300 held-out test images (offline TF-Inception), and of as many real
 #       training images (the floor at this sample size)           tools/analysis_tools/{fid_reference_stats,compute_fid}.py
 #   [7] linear probe of the MAGE encoder vs the same probe on a randomly initialised encoder
 #                                                                 tools/train.py configs/mage/benchmarks/..._fashion-mnist-32px.py
@@ -22,7 +22,7 @@
 # The mini model's decoding setting (choice temperature 1) was chosen on the training split only (FID against
 # statistics of training images); the test split is only scored.
 #
-#   bash tools/demo.sh                  # the full demo (about 14 min on 2 idle CPU cores)
+#   bash tools/demo.sh                  # the full demo (about 14 min on 2 idle CPU cores, see README)
 #   DEMO_MODEL=tiny bash tools/demo.sh  # the smaller model (about 12 min; blobs, not garments)
 #   DEMO_SHORT=1 bash tools/demo.sh     # a few iterations per stage (the tests run this)
 # Environment: PYTHON (default python), WORK_DIR (work_dirs/demo), DATA_DIR (data/fashion_mnist),
@@ -33,6 +33,8 @@ PYTHON=${PYTHON:-python}
 WORK=${WORK_DIR:-work_dirs/demo}
 DATA=${DATA_DIR:-data/fashion_mnist}
 STAGES=${DEMO_STAGES:-1 2 3 4 5 6 7 8 9}
+# speed over peak RSS: keep glibc's free heap between tokenizer calls (README "Performance", memory)
+export MAGE_MM_TRIM=${MAGE_MM_TRIM:-0}
 NSTAGES=9
 TOK_CFG=configs/tokenizer/vqgan_tiny-f4_1xb32-300iters_fashion-mnist-32px.py
 # DEMO_MODEL: "mini" (default: garments within the 15-minute budget) or "tiny" (blobs; see README).
@@ -62,9 +64,11 @@ if [ "${DEMO_SHORT:-0}" = "1" ]; then
   PROBE_SHORT=(train_cfg.max_epochs=1 train_cfg.val_interval=1 param_scheduler.0.end=1 param_scheduler.1.begin=1
                param_scheduler.1.end=2 default_hooks.logger.interval=1)
 else
-  NUM_TRAIN=${DEMO_NUM_TRAIN:-5000}; NUM_TEST=${DEMO_NUM_TEST:-1000}; TOK_ITERS=300; VIEWS=8; MAGE_ITERS=$FULL_MAGE_ITERS
-  NUM_GEN=${DEMO_NUM_GEN:-100}; NUM_FID_REF=${DEMO_NUM_FID_REF:-500}
+  NUM_TRAIN=${DEMO_NUM_TRAIN:-5000}; NUM_TEST=${DEMO_NUM_TEST:-1000}; TOK_ITERS=${DEMO_TOK_ITERS:-250}; VIEWS=8
+  MAGE_ITERS=$FULL_MAGE_ITERS
+  NUM_GEN=${DEMO_NUM_GEN:-100}; NUM_FID_REF=${DEMO_NUM_FID_REF:-300}
   TOK_SHORT=(); MAGE_SHORT=(); PROBE_SHORT=()
+  TOK_SCHED=(param_scheduler.1.end="$TOK_ITERS")  # the cosine decay ends with the (shortened) run
 fi
 TOKENIZER_CKPT=$WORK/tokenizer/iter_${TOK_ITERS}.pth
 MAGE_CKPT=$WORK/mage/iter_${MAGE_ITERS}.pth
@@ -107,7 +111,7 @@ run_stage 2 "tokenizer training" \
   "$PYTHON" tools/train.py "$TOK_CFG" --work-dir "$WORK/tokenizer" --cfg-options \
     train_dataloader.dataset.data_root="$DATA" val_dataloader.dataset.data_root="$DATA" \
     train_cfg.max_iters="$TOK_ITERS" train_cfg.val_interval="$TOK_ITERS" \
-    default_hooks.checkpoint.interval="$TOK_ITERS" ${TOK_SHORT[@]+"${TOK_SHORT[@]}"}
+    default_hooks.checkpoint.interval="$TOK_ITERS" ${TOK_SCHED[@]+"${TOK_SCHED[@]}"} ${TOK_SHORT[@]+"${TOK_SHORT[@]}"}
 
 pretokenize() {
   # a cache is tied to its tokenizer (content hash): a fresh tokenizer needs a fresh cache
