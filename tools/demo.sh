@@ -51,7 +51,7 @@ case "$DEMO_MODEL" in
     MAGE_IMG_CFG=configs/mage/mage_vit-mini_1xb64-1000iters_fashion-mnist-32px.py
     MAGE_CFG=configs/mage/mage_vit-mini_1xb64-1000iters_fashion-mnist-tokens-k8-32px.py
     GEN_CFG=configs/generation/mage-gen_vit-mini_iter8-temp1_fashion-mnist-32px.py
-    PROBE_CFG=configs/mage/benchmarks/vit-mini_1xb64-linear-coslr-3e_fashion-mnist-32px.py
+    PROBE_CFG=configs/mage/benchmarks/vit-mini_1xb64-linear-coslr-2e_fashion-mnist-32px.py
     FULL_MAGE_ITERS=1000 ;;
   *) echo "DEMO_MODEL must be tiny or mini, got '$DEMO_MODEL'" >&2; exit 2 ;;
 esac
