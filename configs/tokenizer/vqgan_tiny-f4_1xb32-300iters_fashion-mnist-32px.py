@@ -10,7 +10,10 @@ max_iters = 300
 # A few hundred CPU iterations are far too few for the adversarial term to pay off (it cost PSNR when it
 # started at iteration 200), so the demo trains L1 + LPIPS + VQ only; the 256 px config uses the PatchGAN.
 # Early codebook collapse (~20 of 256 codes in use) is undone by restarting codes unused for 20 iterations.
-model = dict(discriminator=None, usage_window=20, restart_dead_codes=True)
+# The LPIPS VGG16 runs under bf16 autocast (ours; the tokenizer itself stays fp32, where bf16 is slower on CPU):
+# measured on 2 CPU cores 0.49 vs 0.66 s per step of 32 images, PSNR / LPIPS after 250 iterations 18.94 / 0.166
+# against 18.64 / 0.167 in fp32. On a GPU set perceptual_precision=None (fp32, or the run's --precision).
+model = dict(discriminator=None, usage_window=20, restart_dead_codes=True, perceptual_precision='bf16')
 
 data_root = 'data/fashion_mnist/'
 # Fashion-MNIST items are centred: light scale jitter and horizontal flips only

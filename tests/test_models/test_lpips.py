@@ -87,6 +87,37 @@ def test_bad_inputs_are_refused(lpips01, photos):
         lpips01(photos, photos[:, :, :32])
     with pytest.raises(ValueError, match='input_range'):
         LPIPS(input_range=(0, 255))
+    with pytest.raises(ValueError, match="precision must be None or one of"):
+        LPIPS(precision='int8')
+
+
+def test_loss_against_a_fixed_target_matches_one_pass_over_both(lpips01, photos):
+    # as a training loss the target's pass runs without a graph; value and gradient are those of one joint pass
+    target = photos.flip(0)
+    grads = []
+    for joint in (True, False):
+        recon = photos.clone().requires_grad_(True)
+        other = target.clone().requires_grad_(joint)  # a target that needs grad takes the joint pass
+        dist = lpips01(recon, other)
+        dist.sum().backward()
+        grads.append((dist.detach(), recon.grad))
+    torch.testing.assert_close(grads[1][0], grads[0][0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-4, atol=1e-7)
+
+
+def test_precision_bf16_runs_the_network_in_bf16_and_returns_fp32(photos):
+    target = photos.flip(0)
+    exact = LPIPS(input_range=(0.0, 1.0))(photos, target)
+    recon = photos.clone().requires_grad_(True)
+    low = LPIPS(input_range=(0.0, 1.0), precision='bf16')(recon, target)
+    low.sum().backward()
+    assert low.dtype == torch.float32 and torch.isfinite(recon.grad).all()
+    assert not torch.equal(low.detach(), exact)  # bf16 really ran
+    torch.testing.assert_close(low.detach(), exact, rtol=0.05, atol=0.0)
+    # precision='fp32' switches off an autocast around the call: the exact values
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        forced = LPIPS(input_range=(0.0, 1.0), precision='fp32')(photos, target)
+    torch.testing.assert_close(forced, exact, rtol=1e-5, atol=1e-6)
 
 
 def test_weight_file_may_hold_numpy_arrays_only(tmp_path):

@@ -93,6 +93,22 @@ def test_losses_on_a_tiny_batch_are_finite(crops):
     torch.testing.assert_close(l2['loss_codebook'], 3 * losses['loss_codebook'])
 
 
+def test_perceptual_precision_bf16_keeps_the_tokenizer_fp32(crops):
+    model = build()
+    fast = build(perceptual_precision='bf16')
+    assert fast.perceptual.precision == 'bf16' and model.perceptual.precision is None
+    x = images01(crops)
+    exact, low = model(x, mode='loss'), fast(x, mode='loss')
+    # the same tokenizer weights: only the LPIPS term moves, and only by bf16 rounding
+    torch.testing.assert_close(low['loss_pixel'], exact['loss_pixel'])
+    torch.testing.assert_close(low['loss_codebook'], exact['loss_codebook'])
+    assert low['loss_perceptual'].dtype == torch.float32
+    torch.testing.assert_close(low['loss_perceptual'], exact['loss_perceptual'], rtol=0.05, atol=0.0)
+    sum(low.values()).backward()
+    grads = [p.grad for p in fast.tokenizer.parameters()]
+    assert all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+
+
 def test_tokenizer_is_trainable_and_frozen_is_refused():
     model = build()
     assert all(p.requires_grad for p in model.tokenizer.parameters())

