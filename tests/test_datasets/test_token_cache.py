@@ -143,21 +143,34 @@ def test_mismatches_and_corruption_are_clear_errors(cache, photos, ckpts, tmp_pa
     assert torch.isfinite(same.loss(item['inputs'], item['data_samples'])['loss'])
 
 
-@pytest.mark.integration
-def test_training_from_the_cache_skips_the_tokenizer(cache, ckpts, tmp_path):
-    from mmengine.runner import Runner
-    cfg = Config.fromfile(TINY_PRETRAIN_CFG)
-    cfg.train_dataloader.dataset = dict(type='TokenCacheDataset', cache_dir=cache, expect_token_grid=(8, 8))
+def cache_training_cfg(cfg_file: str, cache_dir: str, work_dir: str) -> Config:
+    """The tiny config ``cfg_file`` reading ids from ``cache_dir``: 3 iterations, a checkpoint at the last."""
+    cfg = Config.fromfile(cfg_file)
+    cfg.train_dataloader.dataset = dict(type='TokenCacheDataset', cache_dir=cache_dir, expect_token_grid=(8, 8))
+    # cached items are token ids, not images: nothing to normalise
     cfg.model.data_preprocessor = dict(type='BaseDataPreprocessor')
-    cfg.model.backbone.tokenizer.init_cfg = dict(type='Pretrained', checkpoint=ckpts[0], prefix='backbone.tokenizer.')
-    cfg.work_dir = str(tmp_path / 'work')
+    cfg.work_dir = work_dir
     cfg.train_cfg.max_iters = 3
     cfg.default_hooks.checkpoint.interval = 3
+    return cfg
+
+
+def train_counting_tokenizer_calls(cfg: Config) -> int:
+    """Train through the Runner; the number of forward calls of the tokenizer's encoder."""
+    from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg)
     calls = []
     runner.model.backbone.tokenizer.encoder.register_forward_pre_hook(lambda *a: calls.append(1))
     runner.train()
-    assert calls == [] and osp.isfile(tmp_path / 'work' / 'iter_3.pth')
+    return len(calls)
+
+
+@pytest.mark.integration
+def test_training_from_the_cache_skips_the_tokenizer(cache, ckpts, tmp_path):
+    from mmengine.runner import Runner
+    cfg = cache_training_cfg(TINY_PRETRAIN_CFG, cache, str(tmp_path / 'work'))
+    cfg.model.backbone.tokenizer.init_cfg = dict(type='Pretrained', checkpoint=ckpts[0], prefix='backbone.tokenizer.')
+    assert train_counting_tokenizer_calls(cfg) == 0 and osp.isfile(tmp_path / 'work' / 'iter_3.pth')
     # the same config with another tokenizer stops at the first step with the hash error
     cfg.model.backbone.tokenizer.init_cfg.checkpoint = ckpts[1]
     cfg.work_dir = str(tmp_path / 'work2')
@@ -209,17 +222,7 @@ def test_unlabelled_cache_has_no_classes(cache):
 
 @pytest.mark.integration
 def test_conditional_training_from_the_labelled_cache_skips_the_tokenizer(labelled, ckpts, tmp_path):
-    from mmengine.runner import Runner
     _, out = labelled
-    cfg = Config.fromfile(COND_TINY_CFG)
-    cfg.train_dataloader.dataset = dict(type='TokenCacheDataset', cache_dir=out, expect_token_grid=(8, 8))
-    cfg.model.data_preprocessor = dict(type='BaseDataPreprocessor')
+    cfg = cache_training_cfg(COND_TINY_CFG, out, str(tmp_path / 'work'))
     cfg.model.init_checkpoint = ckpts[0]  # the unconditional MAGE whose tokenizer made the cache
-    cfg.work_dir = str(tmp_path / 'work')
-    cfg.train_cfg.max_iters = 3
-    cfg.default_hooks.checkpoint.interval = 3
-    runner = Runner.from_cfg(cfg)
-    calls = []
-    runner.model.backbone.tokenizer.encoder.register_forward_pre_hook(lambda *a: calls.append(1))
-    runner.train()
-    assert calls == [] and osp.isfile(tmp_path / 'work' / 'iter_3.pth')
+    assert train_counting_tokenizer_calls(cfg) == 0 and osp.isfile(tmp_path / 'work' / 'iter_3.pth')

@@ -9,7 +9,7 @@ from typing import Any, List, Optional, Sequence, Union
 import torch
 
 from .decoding import build_sampler, iterative_decode
-from .generator import MAGEGenerator, data_sample_cls
+from .generator import MAGEGenerator, data_sample_cls, parse_sample_inputs
 from .guidance import GuidedLogits, check_guidance
 
 LabelsType = Union[None, int, Sequence[int], torch.Tensor]
@@ -135,17 +135,7 @@ class MAGECondGenerator(MAGEGenerator):
         return self._forward_cond_sample(inputs, data_samples)
 
     def _forward_cond_sample(self, inputs: Union[dict, torch.Tensor, None], data_samples: Optional[Any]):
-        if isinstance(inputs, torch.Tensor):
-            inputs = dict(noise=inputs)
-        inputs = dict(inputs or {})
-        sample_model = inputs.get('sample_model') or 'orig'
-        if sample_model != 'orig':
-            raise ValueError(f"MAGECondGenerator has no EMA copy; sample_model must be 'orig', got {sample_model!r}")
-        sample_kwargs = dict(inputs.get('sample_kwargs') or {})
-        noise, seeds = inputs.get('noise'), sample_kwargs.pop('seeds', None)
-        if noise is not None and seeds is not None:
-            raise ValueError('give the seeds either as noise or as sample_kwargs.seeds, not both')
-        seeds = noise if noise is not None else seeds
+        inputs, sample_model, sample_kwargs, seeds = parse_sample_inputs(inputs, 'MAGECondGenerator')
         labels = inputs.get('labels', sample_kwargs.pop('labels', None))
         if labels is None and data_samples is not None:
             samples = data_samples if isinstance(data_samples, list) else data_samples.split()

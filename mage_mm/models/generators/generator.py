@@ -76,6 +76,62 @@ def data_sample_cls():
     return DataSample
 
 
+SeedsType = Optional[Union[Sequence[int], torch.Tensor]]
+
+
+class SampleInputs(NamedTuple):
+    """The parts of mmagic's sampling ``inputs`` common to every generator (see :func:`parse_sample_inputs`).
+
+    Attributes:
+        inputs (dict): A copy of the inputs as a dict (a seed tensor becomes
+            ``dict(noise=...)``).
+        sample_model (str): Always ``'orig'`` (there is no EMA copy).
+        sample_kwargs (dict): A copy of ``inputs['sample_kwargs']`` without
+            ``seeds``; the caller pops what else it reads and passes the rest
+            on as decoding options.
+        seeds (Tensor or Sequence[int] or None): Per-image seeds from
+            ``noise`` or ``sample_kwargs['seeds']``; None when neither is given.
+    """
+    inputs: dict
+    sample_model: str
+    sample_kwargs: dict
+    seeds: SeedsType
+
+
+def parse_sample_inputs(inputs: Union[dict, torch.Tensor, None], owner: str = 'MAGEGenerator') -> SampleInputs:
+    """Normalise mmagic's sampling ``inputs`` and pick out the sample model and the seeds.
+
+    Args:
+        inputs (dict or Tensor or None): ``forward``'s inputs: a dict (keys
+            ``noise``, ``sample_model``, ``sample_kwargs``, ...), a seed tensor
+            (the ``noise``), or None (an empty dict).
+        owner (str): Class name used in the error messages. Defaults to
+            ``'MAGEGenerator'``.
+
+    Returns:
+        SampleInputs: The normalised inputs, ``'orig'``, the remaining
+        ``sample_kwargs`` and the seeds (None when not given).
+
+    Raises:
+        ValueError: ``sample_model`` is not ``'orig'``, or seeds are given both
+            as ``noise`` and as ``sample_kwargs['seeds']``.
+    """
+    if isinstance(inputs, torch.Tensor):
+        inputs = dict(noise=inputs)
+    # copies: the caller's dicts stay untouched (outputs echo the original sample_kwargs)
+    inputs = dict(inputs or {})
+    sample_model = inputs.get('sample_model') or 'orig'
+    if sample_model != 'orig':
+        raise ValueError(f"{owner} has no EMA copy; sample_model must be 'orig', got {sample_model!r}")
+    sample_kwargs = dict(inputs.get('sample_kwargs') or {})
+    noise = inputs.get('noise')
+    seeds = sample_kwargs.pop('seeds', None)
+    if noise is not None and seeds is not None:
+        raise ValueError('give the seeds either as noise or as sample_kwargs.seeds, not both')
+    seeds = noise if noise is not None else seeds
+    return SampleInputs(inputs, sample_model, sample_kwargs, seeds)
+
+
 class MAGEGenerator(MAGENetworkMixin, BaseModel):
     """Unconditional MAGE image generation and editing by iterative decoding.
 
@@ -401,18 +457,7 @@ class MAGEGenerator(MAGENetworkMixin, BaseModel):
         return self._forward_sample(inputs)
 
     def _forward_sample(self, inputs: Union[dict, torch.Tensor, None]) -> List[Any]:
-        if isinstance(inputs, torch.Tensor):
-            inputs = dict(noise=inputs)
-        inputs = dict(inputs or {})
-        sample_model = inputs.get('sample_model') or 'orig'
-        if sample_model != 'orig':
-            raise ValueError(f"MAGEGenerator has no EMA copy; sample_model must be 'orig', got {sample_model!r}")
-        sample_kwargs = dict(inputs.get('sample_kwargs') or {})
-        noise = inputs.get('noise')
-        seeds = sample_kwargs.pop('seeds', None)
-        if noise is not None and seeds is not None:
-            raise ValueError('give the seeds either as noise or as sample_kwargs.seeds, not both')
-        seeds = noise if noise is not None else seeds
+        inputs, sample_model, sample_kwargs, seeds = parse_sample_inputs(inputs, 'MAGEGenerator')
         num = inputs.get('num_batches')
         if num is None:
             if seeds is None:
