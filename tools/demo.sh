@@ -23,7 +23,7 @@
 # 250 iterations were chosen on the training split only (FID of the samples against statistics of 500 training
 # images: 167 with 250 tokenizer iterations, 178 with 300); the test split is only scored.
 #
-#   bash tools/demo.sh                  # the full demo (about 14 min on 2 idle CPU cores, see README)
+#   bash tools/demo.sh                  # the full demo (12 min on 2 idle AMX-bf16 cores, 15 min without AMX; README)
 #   DEMO_MODEL=tiny bash tools/demo.sh  # the smaller model (about 12 min; blobs, not garments)
 #   DEMO_SHORT=1 bash tools/demo.sh     # a few iterations per stage (the tests run this)
 # Environment: PYTHON (default python), WORK_DIR (work_dirs/demo), DATA_DIR (data/fashion_mnist),
