@@ -153,3 +153,40 @@ def test_head_loss_is_label_smoothed_ce_over_masked_codes():
     torch.testing.assert_close(head.loss(x, other, masked, table), loss, atol=0, rtol=0)
     # nothing masked: zero, not a division by zero
     assert head.loss(x, target, torch.zeros_like(masked), table).item() == 0.0
+
+
+@pytest.mark.parametrize('autocast', [False, True])
+def test_head_loss_computes_only_the_code_logits_it_reads(autocast):
+    """The loss's logits (image positions x code columns) are the full logits' slice: the same products and
+    sums per entry (bit-equal on the machines measured; asserted to rounding, as a BLAS may block other shapes
+    differently), and so are the loss and the gradients (the full path only adds all-zero terms)."""
+    torch.manual_seed(6)
+    head = _head()
+    x = torch.randn(B, 1 + N, D_DEC, requires_grad=True)
+    table = torch.randn(11, D_ENC)
+    target = torch.randint(0, 7, (B, N))
+    _, masked = _masks()
+    results = []
+    for full in (True, False):
+        head.zero_grad()
+        x.grad = None
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+            if full:  # the logits of every position and column, then the slice the loss reads
+                logits = head(x, table)[:, 1:, :7]
+                per_token = head.per_token_loss(head(x, table), target)
+                mask = masked[:, 1:].to(per_token.dtype)
+                loss = (per_token * mask).sum() / mask.sum()
+            else:
+                logits = head.code_logits(x, table)
+                loss = head.loss(x, target, masked, table)
+        loss.backward()
+        results.append((logits.detach(), loss.detach(), x.grad.clone(), head.fc.weight.grad.clone(),
+                        head.bias.grad.clone()))
+    (l_full, loss_full, *g_full), (l_code, loss_code, *g_code) = results
+    assert l_code.shape == (B, N, 7)
+    tol = dict(atol=1e-2, rtol=1e-2) if autocast else dict(atol=1e-6, rtol=0)
+    for a, b in zip((l_full, loss_full, *g_full), (l_code, loss_code, *g_code)):
+        torch.testing.assert_close(b, a, **tol)
+    assert torch.all(g_code[2][..., 7:] == 0)  # the bias of non-code columns gets no gradient, as before
+    with pytest.raises(ValueError, match='embedding table has 10 rows; head expects 11'):
+        head.code_logits(x, table[:10])
