@@ -18,8 +18,7 @@ class MAGEPretrainHead(BaseModule):
     embedding table, used *detached* as in the official code (no gradient
     reaches the embedding from the output side). The loss is cross-entropy
     with label smoothing over the first ``codebook_size`` columns, averaged
-    over every masked image position; :meth:`loss` computes only the logits it
-    reads (:meth:`code_logits`), :meth:`forward` all of them.
+    over every masked image position.
 
     Args:
         in_channels (int): Decoder width. Defaults to 768.
@@ -70,25 +69,9 @@ class MAGEPretrainHead(BaseModule):
         return F.cross_entropy(code_logits.transpose(1, 2).float(), target, reduction='none',
                                label_smoothing=self.label_smoothing)
 
-    def code_logits(self, x: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
-        """The logits the loss reads: image positions x code columns, (B, N, codebook_size).
-
-        Equal to ``self(x, word_embeddings)[:, 1:, :codebook_size]`` (the same products and sums
-        per entry), without computing the class slot's row or the legacy-class and mask columns,
-        which the loss discards: with 256 codes in a 1257-id vocabulary that is 80 % of the
-        output matmul (ViT-B: 1024 of 2025 columns).
-        """
-        if word_embeddings.shape[0] != self.vocab_size:
-            raise ValueError(f'embedding table has {word_embeddings.shape[0]} rows; head expects {self.vocab_size}')
-        table = word_embeddings.detach() if self.detach_embedding else word_embeddings
-        h = self.ln(F.gelu(self.fc(x[:, 1:])))
-        return h @ table[:self.codebook_size].t() + self.bias[..., :self.codebook_size]
-
     def loss(self, x: torch.Tensor, target: torch.Tensor, token_all_mask: torch.Tensor,
              word_embeddings: torch.Tensor) -> torch.Tensor:
         """Mean loss over all masked image positions of the batch."""
-        code_logits = self.code_logits(x, word_embeddings)
-        per_token = F.cross_entropy(code_logits.transpose(1, 2).float(), target, reduction='none',
-                                    label_smoothing=self.label_smoothing)
+        per_token = self.per_token_loss(self(x, word_embeddings), target)
         mask = token_all_mask[:, 1:].to(per_token.dtype)
         return (per_token * mask).sum() / mask.sum().clamp_min(1.0)
