@@ -19,7 +19,7 @@ TOKENS=${TOKENS:-$WORK/tokens_k8}
 DATA=${DATA:-data/fashion_mnist}
 CLS_CFG=configs/classifier/lenet5_1xb64-12e_fashion-mnist-32px.py
 if [ "${DEMO_MODEL:-mini}" = "mini" ]; then
-  MAGE_CKPT=${MAGE_CKPT:-$WORK/mage/iter_1000.pth}
+  MAGE_CKPT=${MAGE_CKPT:-$WORK/mage/iter_3000.pth}
   DEFAULT_SCALES="6 12"  # the mini's selection at s = 1 / 3 / 6 / 12 / 20 gave 24 / 64 / 72 / 74 / 56 %
   # from stage 3's labelled token cache (the step skips the tokenizer)
   COND_CFG=configs/mage/mage-cond_vit-mini_1xb32-600iters_fashion-mnist-tokens-k8-32px.py

@@ -1,11 +1,11 @@
 # The demo's class-conditional MAGE (tools/demo_conditional.sh): the demo's "mini" MAGE
-# (./mage_vit-mini_1xb64-1000iters_fashion-mnist-tokens-k8-32px.py, its iter_1000.pth) fine-tuned on the labelled
+# (./mage_vit-mini_1xb64-3000iters_fashion-mnist-tokens-k8-32px.py, its iter_3000.pth) fine-tuned on the labelled
 # Fashion-MNIST training split with a class embedding fed to the decoder (10 classes + null, zero-initialised,
 # added to every decoder token), label dropout p_uncond = 0.1, encoder frozen (the MAGE appendix recipe), as
 # ./mage-cond_vit-tiny_1xb32-600iters_fashion-mnist-32px.py for the tiny model. Ours: 600 iterations x 32 images
 # (images: the cache has no labels, so the tokenizer runs on every crop), AdamW lr 1e-3, 50 warm-up iterations,
 # cosine, bf16 autocast (the tokenizer stays fp32).
-_base_ = ['./mage_vit-mini_1xb64-1000iters_fashion-mnist-32px.py']
+_base_ = ['./mage_vit-mini_1xb64-3000iters_fashion-mnist-32px.py']
 
 num_classes = 10
 max_iters = 600
@@ -14,7 +14,7 @@ model = dict(
     num_classes=num_classes,
     p_uncond=0.1,
     train_encoder=False,
-    init_checkpoint='work_dirs/demo/mage/iter_1000.pth',
+    init_checkpoint='work_dirs/demo/mage/iter_3000.pth',
     # the unconditional checkpoint holds the tokenizer too: no separate tokenizer file
     backbone=dict(tokenizer=dict(init_cfg=None)),
     neck=dict(num_classes=num_classes, class_injection='add'),

@@ -1,11 +1,11 @@
-# The mini demo's MAGE (DEMO_MODEL=mini tools/demo.sh, stage 4): ./mage_vit-mini_1xb64-1000iters_fashion-mnist-32px.py
+# The mini demo's MAGE (DEMO_MODEL=mini tools/demo.sh, stage 4): ./mage_vit-mini_1xb64-3000iters_fashion-mnist-32px.py
 # trained from a token cache, every training image tokenised once in K = 8 fixed views by the demo's tokenizer:
-#   python tools/dataset_converters/pretokenize.py configs/mage/mage_vit-mini_1xb64-1000iters_fashion-mnist-32px.py \
+#   python tools/dataset_converters/pretokenize.py configs/mage/mage_vit-mini_1xb64-3000iters_fashion-mnist-32px.py \
 #       --out data/fashion_mnist_tokens_k8 --views 8
 # The step skips the tokenizer (MAGE takes the cached ids and checks their tokenizer hash and grid against its
 # own tokenizer, the Pretrained init below). Recipe change: 8 fixed crops + flips per image instead of a fresh one
-# every step (1000 x 64 / 5000 images = 12.8 passes, so each view is seen 1-2 times).
-_base_ = ['./mage_vit-mini_1xb64-1000iters_fashion-mnist-32px.py']
+# every step (3000 x 64 / 5000 images = 38.4 passes, so each view is seen about 5 times).
+_base_ = ['./mage_vit-mini_1xb64-3000iters_fashion-mnist-32px.py']
 
 token_cache = 'data/fashion_mnist_tokens_k8'
 train_dataloader = dict(
