@@ -1,6 +1,6 @@
 """Where the time of a MAGE pretraining step goes: forward, backward, clip, optimizer step, mask drawing.
 
-    python benchmarks/profile_train_step.py [--model b|tiny] [--batch 4] [--side 256] [--precision bf16]
+    python benchmarks/profile_train_step.py [--model b|tiny|mini] [--batch 4] [--side 256] [--precision bf16]
         [--cache] [--reps 3] [--fast | --ab] [--profile] [--json FILE]
 
 The step is ``model.train_step`` taken apart into the calls mmengine's ``OptimWrapper.update_params``
@@ -22,7 +22,8 @@ from typing import Any, Dict
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PRETRAIN = dict(b=osp.join(ROOT, 'configs', 'mage', 'mage_vit-base-p16_8xb512-amp-coslr-1600e_in1k-256px.py'),
-                tiny=osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py'))
+                tiny=osp.join(ROOT, 'configs', 'mage', 'mage_vit-tiny_1xb8-20iters_photo-crops-32px.py'),
+                mini=osp.join(ROOT, 'configs', 'mage', 'mage_vit-mini_1xb64-3000iters_fashion-mnist-32px.py'))
 
 
 def build(model: str, batch: int, side: int, precision: str, cache: bool, fast: bool):
