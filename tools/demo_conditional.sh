@@ -10,7 +10,9 @@
 #      class accuracy under the judge, FID vs the held-out test split, a grid with one row per class, next to
 #      the judge's accuracy on real test images          tools/generate.py --classes all, tools/analysis_tools/class_accuracy.py
 # Environment (set by tools/demo.sh): PYTHON, WORK, DATA, TOKENS (stage 3's labelled token cache), MAGE_CKPT, DEMO_SHORT, DEMO_MODEL (mini or tiny); DEMO_SCALES (guidance scales
-# to choose from, default "6 12" for the mini, "1 3 6 12 20" for the tiny; s = 1 is always measured in d), DEMO_COND_REUSE=1 (reuse the judge and the fine-tuned model).
+# to choose from, default "6 12" for the mini, "1 3 6 12 20" for the tiny; s = 1 is always measured in d), DEMO_COND_REUSE=1 (reuse the judge and the fine-tuned model),
+# DEMO_COND_STEPS (which of the steps a b c d to run, default "a b c d"; c and d always run together: tools/demo.sh
+# runs a and b in its two parallel lanes, then c d).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
@@ -45,22 +47,31 @@ COND_CKPT=$WORK/mage_cond/iter_${COND_ITERS}.pth
 CLS_CKPT=$WORK/classifier/epoch_${CLS_EPOCHS}.pth
 mkdir -p "$WORK/results" "$WORK/pictures" "$WORK/cond"
 
+STEPS=" ${DEMO_COND_STEPS:-a b c d} "
+step() { case "$STEPS" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+case "$STEPS" in *" c "*) step d || { echo "DEMO_COND_STEPS: c and d run together, got '$STEPS'" >&2; exit 2; } ;; esac
+
 # DEMO_COND_REUSE=1: keep the judge and the fine-tuned model of an earlier run (steps c-d only)
 if [ "${DEMO_COND_REUSE:-0}" = "1" ] && [ -f "$CLS_CKPT" ] && [ -f "$COND_CKPT" ]; then
   echo "-- a), b) reused: $CLS_CKPT, $COND_CKPT"
 else
+if step a; then
 echo "-- a) LeNet-5 judge on the real training split ($CLS_EPOCHS epochs)"
 "$PYTHON" tools/train.py "$CLS_CFG" --work-dir "$WORK/classifier" --cfg-options \
   train_dataloader.dataset.data_root="$DATA" val_dataloader.dataset.data_root="$DATA" \
   test_dataloader.dataset.data_root="$DATA" train_cfg.max_epochs="$CLS_EPOCHS" train_cfg.val_interval="$CLS_EPOCHS" \
   param_scheduler.0.end="$CLS_EPOCHS" default_hooks.checkpoint.interval="$CLS_EPOCHS"
+fi
 
+if step b; then
 echo "-- b) class-conditional fine-tuning from $MAGE_CKPT ($COND_ITERS iterations, encoder frozen)"
 "$PYTHON" tools/train.py "$COND_CFG" --work-dir "$WORK/mage_cond" --cfg-options \
   model.init_checkpoint="$MAGE_CKPT" "${COND_DATA[@]}" train_cfg.max_iters="$COND_ITERS" \
   param_scheduler.1.end="$COND_ITERS" default_hooks.checkpoint.interval="$COND_ITERS" \
   ${COND_SHORT[@]+"${COND_SHORT[@]}"}
 fi
+fi
+step c || exit 0
 
 echo "-- c) guidance scale chosen on selection samples (seeds 1000000+) judged by the training-split classifier"
 select_dirs=()

@@ -12,3 +12,8 @@ train_dataloader = dict(
     dataset=dict(_delete_=True, type='TokenCacheDataset', cache_dir=token_cache, expect_token_grid=(8, 8)))
 # ids need no normalisation: the preprocessor only moves the batch to the device
 model = dict(data_preprocessor=dict(_delete_=True, type='BaseDataPreprocessor'))
+# the finiteness check of the trainable weights every 10 steps (the loss is checked every step, every weight
+# before the save): 4 ms a step less, the same bits. Not used here, measured on the 2-core Intel Xeon (AMX):
+# `--compile --fused-optimizer` made the step 0.26 -> 0.19 s (compiling about 110 s once), but the 3000-step run
+# ended at loss 3.56 instead of 3.45 and FID 187.7 instead of 162.5.
+default_hooks = dict(checkpoint=dict(finite_check_interval=10))

@@ -11,7 +11,7 @@ Writes into OUT_DIR:
   monitoring, validation metrics when logged) from ``DIR/<run>/vis_data/scalars.json``;
 * ``recon_grid.png``: real images (odd rows) above their tokenizer reconstructions;
 * ``report.md``: the machine, stage timings and numbers from the ``--results`` JSON files
-  (``{"timings": {"stage": seconds}, "<section>": {"key": value}, ...}``, merged in order),
+  (``{"timings": {"stage": seconds}, "wall_s": seconds, "<section>": {"key": value}, ...}``, merged in order),
   the demo's targets next to what was measured (:func:`target_rows`: FID / floor, the probe
   gap over the random encoder, guided vs unguided class accuracy, the total time), the final
   logged values of each work dir, and the pictures.
@@ -248,10 +248,18 @@ def target_rows(results: dict) -> List[Tuple[str, str, str, str]]:
                              yes(guided >= TARGET_GUIDED_ACCURACY and guided > unguided)))
     timings = results.get('timings')
     if isinstance(timings, dict) and timings:
-        total = sum(float(v) for v in timings.values())
+        total = wall_time(results)
         rows.append(('whole demo wall time (s, the stages before the report)', f'{total:.1f}', f'<= {TARGET_TOTAL_S}',
                      yes(total <= TARGET_TOTAL_S)))
     return rows
+
+
+def wall_time(results: dict) -> float:
+    """The demo's wall time: ``wall_s`` where the run recorded it (stages that overlap in the parallel lanes
+    count once), else the sum of the stage timings."""
+    if isinstance(results.get('wall_s'), (int, float)):
+        return float(results['wall_s'])
+    return sum(float(v) for v in results.get('timings', {}).values())
 
 
 def _flatten(d: dict, prefix: str = '') -> List[Tuple[str, object]]:
@@ -296,13 +304,16 @@ def write_report(out_dir: str, title: str, results: dict, logs: Dict[str, Dict[s
     if isinstance(timings, dict) and timings:
         lines += ['## Stage timings', '', '| stage | wall time (s) |', '|---|---:|']
         lines += [f'| {k} | {float(v):.1f} |' for k, v in timings.items()]
-        lines += [f'| **total** | **{sum(float(v) for v in timings.values()):.1f}** |', '']
+        lines += [f'| **total** | **{sum(float(v) for v in timings.values()):.1f}** |']
+        if isinstance(results.get('wall_s'), (int, float)):
+            lines.append(f'| **wall time** (stages that ran side by side count once) | **{results["wall_s"]:.1f}** |')
+        lines.append('')
     targets = target_rows(results)
     if targets:
         lines += ['## Targets', '', '| target | measured | wanted | met |', '|---|---:|---:|---|']
         lines += [f'| {q} | {m} | {w} | {ok} |' for q, m, w, ok in targets]
         lines.append('')
-    others = {k: v for k, v in results.items() if k != 'timings'}
+    others = {k: v for k, v in results.items() if k not in ('timings', 'wall_s')}
     if others:
         lines += ['## Results', '', '| quantity | value |', '|---|---:|']
         lines += [f'| {k} | {_fmt(v)} |' for k, v in _flatten(others)]
