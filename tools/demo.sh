@@ -100,19 +100,24 @@ EOF
 
 selected() { case " $STAGES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
+timed() {  # timed STAGE_KEY LABEL MODE COMMAND...: run COMMAND, record its seconds (MODE add: added to the stage's)
+  local key=$1 label=$2 mode=$3 start end secs
+  shift 3
+  start=$(date +%s.%N)
+  "$@"
+  end=$(date +%s.%N)
+  secs=$(awk "BEGIN {print $end - $start}")
+  record_time "$key" "$secs" "$mode"
+  printf '== %s: done in %.1f s\n' "$label" "$secs"
+}
+
 run_stage() {  # run_stage NUMBER NAME COMMAND...
   local num=$1 name=$2
   shift 2
   selected "$num" || { echo "== [$num/$NSTAGES] $name: skipped (DEMO_STAGES=$STAGES)"; return 0; }
   echo "== [$num/$NSTAGES] $name"
   echo "   \$ $*"
-  local start end secs
-  start=$(date +%s.%N)
-  "$@"
-  end=$(date +%s.%N)
-  secs=$(awk "BEGIN {print $end - $start}")
-  record_time "$num. $name" "$secs"
-  printf '== [%s/%s] %s: done in %.1f s\n' "$num" "$NSTAGES" "$name" "$secs"
+  timed "$num. $name" "[$num/$NSTAGES] $name" set "$@"
 }
 
 run_part() {  # run_part NUMBER NAME PART COMMAND...: one part of a stage; its time adds to the stage's
@@ -120,13 +125,7 @@ run_part() {  # run_part NUMBER NAME PART COMMAND...: one part of a stage; its t
   shift 3
   selected "$num" || return 0
   echo "== [$num/$NSTAGES] $name, $part"
-  local start end secs
-  start=$(date +%s.%N)
-  "$@"
-  end=$(date +%s.%N)
-  secs=$(awk "BEGIN {print $end - $start}")
-  record_time "$num. $name" "$secs" add
-  printf '== [%s/%s] %s, %s: done in %.1f s\n' "$num" "$NSTAGES" "$name" "$part" "$secs"
+  timed "$num. $name" "[$num/$NSTAGES] $name, $part" add "$@"
 }
 DEMO_START=$(date +%s.%N)
 
