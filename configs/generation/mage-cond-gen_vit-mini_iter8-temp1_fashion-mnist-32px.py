@@ -13,4 +13,4 @@ model = dict(
     num_iter=8,
     choice_temperature=1.0,
 )
-precision = 'bf16'
+precision = 'auto'  # bf16 where the CPU/GPU runs it natively, else fp32

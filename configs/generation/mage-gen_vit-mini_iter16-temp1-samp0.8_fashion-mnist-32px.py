@@ -11,7 +11,8 @@
 #   (the 1000-iteration mini of earlier versions); re-checked for the 3000-iteration mini, choice temperature 1:
 #   16 / 0.8: 157.5  16 / 0.9: 159.6  16 / 1: 160.2  16 / 0.7: 162.7  16 / 0.75: 162.0  16 / 0.85: 159.9
 #   12 / 0.8: 160.6  20 / 0.8: 160.9  24 / 0.9: 160.3; 16 / 0.8 at choice temperature 2 / 0.5: 158.1 / 175.1.
-# Decoding in bf16 (logits cast to fp32 before sampling).
+# Decoding in bf16 where the CPU/GPU runs it natively, else fp32 (precision 'auto'; logits cast to fp32 before
+# sampling).
 _base_ = ['./mage-gen_vit-tiny_iter8-temp6_photo-crops-32px.py', '../_base_/models/mage_vit-mini_encoder.py']
 
 model = dict(
@@ -22,4 +23,4 @@ model = dict(
     choice_temperature=1.0,
     sampling_temperature=0.8,
 )
-precision = 'bf16'
+precision = 'auto'

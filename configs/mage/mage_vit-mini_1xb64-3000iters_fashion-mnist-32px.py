@@ -17,8 +17,10 @@ model = dict(
 )
 train_dataloader = dict(batch_size=64)
 # bf16 autocast on CPU (CPUAutocastOptimWrapper; the tokenizer stays fp32, so ids are exact): at 192-d the
-# matmuls are large enough for AMX-bf16 to pay. AdamW lr 1e-3 as the tiny demo model, 100 warm-up iterations.
-precision = 'bf16'
+# matmuls are large enough for AMX/AVX512-bf16 to pay. 'auto': bf16 only where the CPU (or GPU) runs it natively;
+# on a CPU without (AVX2 only) bf16 is emulated, far slower than fp32, and 'auto' trains in fp32.
+# AdamW lr 1e-3 as the tiny demo model, 100 warm-up iterations.
+precision = 'auto'
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=100, end=max_iters, eta_min=0.0),

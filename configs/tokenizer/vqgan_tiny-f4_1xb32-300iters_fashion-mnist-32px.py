@@ -12,8 +12,9 @@ max_iters = 300
 # Early codebook collapse (~20 of 256 codes in use) is undone by restarting codes unused for 20 iterations.
 # The LPIPS VGG16 runs under bf16 autocast (ours; the tokenizer itself stays fp32, where bf16 is slower on CPU):
 # measured on 2 CPU cores 0.49 vs 0.66 s per step of 32 images, PSNR / LPIPS after 250 iterations 18.94 / 0.166
-# against 18.64 / 0.167 in fp32. On a GPU set perceptual_precision=None (fp32, or the run's --precision).
-model = dict(discriminator=None, usage_window=20, restart_dead_codes=True, perceptual_precision='bf16')
+# against 18.64 / 0.167 in fp32. 'auto': bf16 only where the CPU runs it natively (AVX512-BF16 / AMX), fp32 on an
+# AVX2-only CPU, where emulated bf16 is far slower. On a GPU set perceptual_precision=None (the run's --precision).
+model = dict(discriminator=None, usage_window=20, restart_dead_codes=True, perceptual_precision='auto')
 
 data_root = 'data/fashion_mnist/'
 # Fashion-MNIST items are centred: light scale jitter and horizontal flips only

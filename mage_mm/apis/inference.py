@@ -81,7 +81,7 @@ def init_generator(config: Union[str, Config], checkpoint: Optional[str] = None,
             converted official). None keeps the initial weights.
         device (str): Defaults to ``'cpu'``.
         cfg_options (dict, optional): Overrides merged into the config.
-        precision (str, optional): ``'fp32'``/``'bf16'``/``'fp16'``; defaults to
+        precision (str, optional): ``'fp32'``/``'bf16'``/``'fp16'``/``'auto'``; defaults to
             the config's top-level ``precision`` (else ``model.precision``, fp32).
         tokenizer_precision (str, optional): ``'fp32'`` (default) or
             ``'follow'`` (encode images to edit in ``precision`` too).

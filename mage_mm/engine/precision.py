@@ -1,8 +1,11 @@
-"""One precision switch for every entry point: ``fp32`` (faithful default), ``bf16``, ``fp16``.
+"""One precision switch for every entry point: ``fp32`` (faithful default), ``bf16``, ``fp16``, ``auto``.
 
 A config says ``precision = 'bf16'`` (top level) or a tool gets ``--precision bf16``;
-:func:`apply_precision` maps the choice onto the parts of the config that run
-the network:
+``'auto'`` is bf16 where the device runs it natively (a CUDA GPU with bf16, a CPU with
+AVX512-BF16 or AMX) and fp32 elsewhere, where bf16 would be emulated and slower than
+fp32 (:func:`~mage_mm.utils.precision.resolve_precision`; the config then records
+the resolved name). :func:`apply_precision` maps the choice onto the parts of the
+config that run the network:
 
 * training: ``optim_wrapper`` becomes :class:`CPUAutocastOptimWrapper` on CPU
   (mmengine's ``AmpOptimWrapper`` refuses CPU) or mmengine's ``AmpOptimWrapper``
@@ -43,6 +46,7 @@ from mmengine.registry import HOOKS, LOOPS
 from mmengine.runner.loops import TestLoop, ValLoop, _update_losses
 
 from ..utils.precision import (  # noqa: F401
+    PRECISION_CHOICES,
     PRECISIONS,
     TOKENIZER_PRECISIONS,
     autocast_callable,
@@ -51,7 +55,9 @@ from ..utils.precision import (  # noqa: F401
     compile_network,
     device_type_of,
     fp32_context,
+    native_bf16,
     precision_context,
+    resolve_precision,
 )
 
 ATTENTION_PRECISIONS = ('fp32', 'follow')
@@ -139,7 +145,7 @@ def optim_wrapper_for(optim_wrapper: dict, precision: str, device_type: str) -> 
     on CUDA → ``AmpOptimWrapper`` (``dtype``; fp16 with dynamic loss scaling). A multi-optimizer config
     (:func:`is_multi_optim_wrapper`) gets the same mapping in each sub-module's wrapper.
     """
-    check_precision(precision, device_type, training=True)
+    precision = check_precision(precision, device_type, training=True)
     cfg = dict(optim_wrapper)
     if is_multi_optim_wrapper(cfg):
         # mmagic's MultiOptimWrapperConstructor: one wrapper per sub-module, each gets the precision
@@ -214,7 +220,7 @@ def apply_precision(cfg, precision: Optional[str] = None, tokenizer_precision: O
         return cfg
     device_type = device_type_of(device)
     training = cfg.get('optim_wrapper', None) is not None if training is None else training
-    check_precision(precision, device_type, training=training)
+    precision = check_precision(precision, device_type, training=training)  # 'auto' resolved for this device
     cfg['precision'] = precision
     if training and cfg.get('optim_wrapper', None) is not None:
         cfg['optim_wrapper'] = optim_wrapper_for(cfg['optim_wrapper'], precision, device_type)
@@ -233,9 +239,10 @@ def add_precision_args(parser, training: bool = False, compile_flag: bool = Fals
     ``--attention-precision`` where the tool runs MAGE attention (``attention_flag``), ``--fused-optimizer``
     where it trains (``training``).
     """
-    parser.add_argument('--precision', choices=PRECISIONS, default=None,
-                        help='fp32 (faithful default), bf16, or fp16 (CUDA%s); default: the config\'s '
-                        '`precision` key, else fp32' % (' only for training' if training else ''))
+    parser.add_argument('--precision', choices=PRECISION_CHOICES, default=None,
+                        help='fp32 (faithful default), bf16, fp16 (CUDA%s), or auto (bf16 where the device runs '
+                        'it natively, else fp32); default: the config\'s `precision` key, else fp32'
+                        % (' only for training' if training else ''))
     parser.add_argument('--tokenizer-precision', choices=TOKENIZER_PRECISIONS, default=None,
                         help='fp32 (default: token ids exact) or follow (tokenise in --precision too)')
     if attention_flag:
@@ -316,7 +323,8 @@ class CompileNetworkHook(Hook):
         compile_network(model, self.parts, **self.options)
 
 
-__all__ = ['PRECISIONS', 'TOKENIZER_PRECISIONS', 'ATTENTION_PRECISIONS', 'set_attention_precision',
+__all__ = ['PRECISIONS', 'PRECISION_CHOICES', 'TOKENIZER_PRECISIONS', 'ATTENTION_PRECISIONS', 'native_bf16',
+           'resolve_precision', 'set_attention_precision',
            'set_fused_optimizer', 'check_precision', 'autocast_dtype', 'precision_context',
            'fp32_context', 'autocast_callable', 'set_tokenizer_precision', 'optim_wrapper_for', 'apply_precision',
            'add_precision_args', 'device_type_of', 'AutocastValLoop', 'AutocastTestLoop', 'CompileNetworkHook']

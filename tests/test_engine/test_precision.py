@@ -7,6 +7,7 @@ import glob
 import json
 import os.path as osp
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -17,14 +18,18 @@ from mmengine.registry import DefaultScope
 from PIL import Image
 from tool_utils import REPO_ROOT, load_tool
 
+import mage_mm.utils.precision as precision_utils
 from mage_mm.engine.precision import (
     AutocastTestLoop,
     AutocastValLoop,
     apply_precision,
     autocast_callable,
+    autocast_dtype,
     check_precision,
+    native_bf16,
     optim_wrapper_for,
     precision_context,
+    resolve_precision,
 )
 
 LP_TINY = osp.join(REPO_ROOT, 'configs', 'mage', 'benchmarks', 'vit-tiny_1xb8-linear-coslr-2e_photo-crops-5cls-32px.py')
@@ -69,6 +74,54 @@ def test_config_mapping_cpu_and_cuda():
     gen = Config.fromfile(TINY_GEN_CFG)
     apply_precision(gen, 'bf16', device='cpu')
     assert gen.model.precision == 'bf16' and gen.test_cfg.type == 'MultiTestLoop'
+
+
+# ------------------------------------------------------------------ 'auto'
+def cpu_flags():
+    try:
+        with open('/proc/cpuinfo') as f:
+            return next((line.split(':', 1)[1].split() for line in f if line.startswith('flags')), None)
+    except OSError:
+        return None
+
+
+def test_native_bf16_matches_the_cpu_flags():
+    flags = cpu_flags()
+    if flags is None:
+        pytest.skip('no /proc/cpuinfo flags on this machine')
+    # oneDNN runs bf16 matmuls in hardware with AVX512-BF16 or AMX; without them it emulates them (slowly)
+    assert native_bf16('cpu') == any(f in flags for f in ('avx512_bf16', 'amx_bf16'))
+    assert native_bf16('mps') is False
+
+
+@pytest.mark.parametrize('native', [True, False])
+def test_auto_is_bf16_only_where_native(monkeypatch, native):
+    monkeypatch.setattr(precision_utils, 'native_bf16', lambda device_type='cpu': native)
+    expected = 'bf16' if native else 'fp32'
+    assert resolve_precision('auto', 'cpu') == check_precision('auto', 'cpu', training=True) == expected
+    assert resolve_precision('fp16', 'cuda') == 'fp16'  # an explicit name is never changed
+    cfg = Config.fromfile(TINY_PRETRAIN_CFG)
+    apply_precision(cfg, 'auto', device='cpu')
+    assert cfg.precision == expected  # the config records what ran
+    assert cfg.optim_wrapper.type == ('CPUAutocastOptimWrapper' if native else 'OptimWrapper')
+    with precision_context('auto', 'cpu'):
+        assert torch.is_autocast_enabled('cpu') is native
+        lin = torch.nn.Linear(4, 4)
+        assert lin(torch.randn(2, 4)).dtype == (torch.bfloat16 if native else torch.float32)
+    with pytest.raises(ValueError, match='resolve it first'):
+        autocast_dtype('auto')
+
+
+def test_bf16_on_an_emulating_cpu_warns(monkeypatch):
+    monkeypatch.setattr(precision_utils, 'native_bf16', lambda device_type='cpu': False)
+    monkeypatch.setattr(precision_utils, '_warned_emulated', set())
+    with pytest.warns(UserWarning, match='emulated'):
+        assert check_precision('bf16', 'cpu') == 'bf16'  # still allowed: slow, not wrong
+    monkeypatch.setattr(precision_utils, 'native_bf16', lambda device_type='cpu': True)
+    monkeypatch.setattr(precision_utils, '_warned_emulated', set())
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        check_precision('bf16', 'cpu')
 
 
 TOKENIZER_TINY = osp.join(REPO_ROOT, 'configs', 'tokenizer', 'vqgan_tiny-f4_1xb8-20iters_photo-crops-32px.py')
@@ -193,6 +246,8 @@ def test_generate_edit_and_inferencer_bf16(ckpt, photos, tmp_path):
                                        '--no-progress', '--grid', '0']) == 0
     imgs = sorted(glob.glob(str(out / '0*.png')))
     assert len(imgs) == 3 and np.asarray(Image.open(imgs[0])).shape == (32, 32, 3)
+    assert load_tool('generate').main([TINY_GEN_CFG, ckpt, '--num-images', '1', '--out-dir', str(tmp_path / 'auto'),
+                                       '--precision', 'auto', '--device', 'cpu', '--no-progress', '--grid', '0']) == 0
     src = sorted(glob.glob(osp.join(photos, '*.png')))[0]
     res = tmp_path / 'edit.png'
     load_tool('edit').main([TINY_GEN_CFG, ckpt, '--image', src, '--out', str(res), '--task', 'inpaint',
@@ -200,6 +255,7 @@ def test_generate_edit_and_inferencer_bf16(ckpt, photos, tmp_path):
     assert np.asarray(Image.open(res)).shape == (32, 32, 3)
     # the Python API and the mmagic inferencer path: the generator's precision (config key model.precision)
     from mage_mm.apis import init_generator
+    assert init_generator(TINY_GEN_CFG, ckpt, precision='auto').precision == resolve_precision('auto', 'cpu')
     model = init_generator(TINY_GEN_CFG, ckpt, precision='bf16')
     assert model.precision == 'bf16'
     images = model.generate([0, 1], num_iter=2)

@@ -120,6 +120,16 @@ def test_precision_bf16_runs_the_network_in_bf16_and_returns_fp32(photos):
     torch.testing.assert_close(forced, exact, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize('native', [True, False])
+def test_precision_auto_is_bf16_only_on_a_native_bf16_device(photos, monkeypatch, native):
+    import mage_mm.utils.precision as precision_utils
+    monkeypatch.setattr(precision_utils, 'native_bf16', lambda device_type='cpu': native)
+    target = photos.flip(0)
+    auto = LPIPS(input_range=(0.0, 1.0), precision='auto')(photos, target)
+    same = LPIPS(input_range=(0.0, 1.0), precision='bf16' if native else 'fp32')(photos, target)
+    assert torch.equal(auto, same)
+
+
 def test_weight_file_may_hold_numpy_arrays_only(tmp_path):
     evil = tmp_path / 'vgg16.ckpt'
     with open(evil, 'wb') as f:

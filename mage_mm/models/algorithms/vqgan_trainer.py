@@ -99,7 +99,8 @@ class VQGANTokenizerTrainer(BaseModel):
             (:class:`LPIPS` ``precision``): None follows the step's autocast
             context (fp32 by default), ``'bf16'`` autocasts the VGG16 alone
             (the tokenizer's small convolutions stay fp32, where bf16 is slower
-            on CPU). Defaults to None.
+            on CPU), ``'auto'`` does so where the device runs bf16 natively.
+            Defaults to None.
         data_preprocessor (dict, optional): Defaults to
             ``SelfSupDataPreprocessor`` with mean 0 / std 255, RGB.
         init_cfg (dict, optional): Initialisation config.

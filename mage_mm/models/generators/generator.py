@@ -196,7 +196,8 @@ class MAGEGenerator(MAGENetworkMixin, BaseModel):
             official constant N). Defaults to ``'unknown'``.
         edit_per_sample_mask_len (bool): Per-image counts when editing (the
             images of a batch may have different masks). Defaults to True.
-        precision (str): ``'fp32'`` (faithful), ``'bf16'`` or ``'fp16'``: the
+        precision (str): ``'fp32'`` (faithful), ``'bf16'``, ``'fp16'`` or
+            ``'auto'`` (bf16 where the device runs it natively, else fp32): the
             decoding steps and the VQGAN decode run under that autocast (the
             decoder channels-last, the layout low-precision convolutions want)
             (:mod:`mage_mm.engine.precision`); encoding an image to edit stays
