@@ -2,12 +2,13 @@
 # `make demo`: the whole of MAGE on real images (Fashion-MNIST from Debian) on a laptop-class CPU.
 # Every stage is an ordinary tools/ command on an ordinary config, so this script is also the tutorial:
 #   [1] Fashion-MNIST -> 32 px RGB ImageNet-style folders        tools/dataset_converters/prepare_fashion_mnist.py
-#   [2] train the tiny tokenizer, 250 iterations (L1 + LPIPS in bf16 + VQ, code restarts)  tools/train.py configs/tokenizer/...
+#   [2] train the tiny tokenizer, 250 iterations (L1 + LPIPS + VQ, code restarts)  tools/train.py configs/tokenizer/...
 #   [3] token cache: every training image tokenised once, in 8 augmented views (the training pipeline's crops),
 #       with its class
 #                                                                 tools/dataset_converters/pretokenize.py
-#   [4] pretrain the "mini" MAGE (4 x 192-d encoder, 2 x 128-d decoder, no dropout), 3000 iterations, from the cache under bf16
-#       autocast (the step skips the tokenizer); DEMO_MODEL=tiny: the tiny MAGE (2 x 64-d, 1 x 32-d) in fp32
+#   [4] pretrain the "mini" MAGE (4 x 192-d encoder, 2 x 128-d decoder, no dropout), 3000 iterations, from the cache in
+#       precision 'auto' (bf16 where the CPU runs it natively, else fp32; the step skips the tokenizer);
+#       DEMO_MODEL=tiny: the tiny MAGE (2 x 64-d, 1 x 32-d) in fp32
 #                                                                 tools/train.py configs/mage/..._fashion-mnist-tokens-k8-32px.py
 #   [5] generate samples by iterative decoding + a grid           tools/generate.py configs/generation/...
 #   [6] FID of the samples vs 300 held-out test images (offline TF-Inception), and of as many real
@@ -24,8 +25,9 @@
 # images: 167 with 250 tokenizer iterations, 178 with 300; re-checked for the 3000-iteration MAGE: 16 / 0.8 still the
 # best of 11 settings, 157.5); the test split is only scored.
 #
-#   bash tools/demo.sh                  # the full demo (16-18 min on the 2 AMD Zen 5 cores of the README's runs)
-#   DEMO_MODEL=tiny bash tools/demo.sh  # the smaller model (about 12 min; blobs, not garments)
+#   bash tools/demo.sh                  # the full demo (16-18 min on the 2 AMD Zen 5 cores of the README's runs,
+#                                       # about 37 min on 2 AVX2-only cores without native bf16)
+#   DEMO_MODEL=tiny bash tools/demo.sh  # the smaller model (12-22 min; blobs, not garments)
 #   DEMO_SHORT=1 bash tools/demo.sh     # a few iterations per stage (the tests run this)
 # Environment: PYTHON (default python), WORK_DIR (work_dirs/demo), DATA_DIR (data/fashion_mnist),
 # DEMO_STAGES (e.g. "1 2" to run only some stages), DEMO_MODEL (tiny or mini), DEMO_LANES (2: stages 5-8 in two
@@ -80,6 +82,25 @@ mkdir -p "$WORK/results" "$WORK/pictures"
 RESULTS=$WORK/results.json
 # a complete run starts a fresh record; a partial one (DEMO_STAGES) adds to it
 [ "$STAGES" = "1 2 3 4 5 6 7 8 9" ] && rm -f "$RESULTS" "$WORK"/results/*.json "$WORK"/pictures/*.png
+
+# What the configs' precision = 'auto' resolves to here (bf16 where the CPU runs it natively, else fp32), in the
+# report; on a CPU without native bf16 the mini model trains in fp32, well over the 15 minutes
+AUTO_PRECISION=$("$PYTHON" - "$WORK/results/precision.json" <<'EOF'
+import json, os, sys
+from mage_mm.utils.precision import native_bf16, resolve_precision
+out = {'precision': {"the configs' 'auto' on this CPU": resolve_precision('auto', 'cpu'),
+                     'native bf16 (oneDNN: AVX512-BF16 or AMX)': 'yes' if native_bf16('cpu') else 'no'}}
+with open(sys.argv[1] + '.tmp', 'w') as f:
+    json.dump(out, f, indent=1)
+os.replace(sys.argv[1] + '.tmp', sys.argv[1])
+print(out['precision']["the configs' 'auto' on this CPU"])
+EOF
+)
+echo "== precision 'auto' resolves to $AUTO_PRECISION on this CPU"
+if [ "$AUTO_PRECISION" = fp32 ] && [ "$DEMO_MODEL" = mini ] && [ "${DEMO_SHORT:-0}" != 1 ]; then
+  echo "   this CPU has no native bf16 (oneDNN finds no AVX512-BF16 / AMX): the mini model trains in fp32, about" \
+       "37 min on 2 AVX2 cores (measured on an AMD Zen 3) against 16-18 with native bf16; DEMO_MODEL=tiny: about 22 min"
+fi
 
 record_time() {  # record_time STAGE SECONDS [add]: merge into $RESULTS["timings"] (add: to the stage's time so far)
   "$PYTHON" - "$RESULTS" "$1" "$2" "${3:-}" <<'EOF'

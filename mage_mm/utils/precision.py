@@ -60,7 +60,8 @@ _warned_emulated = set()
 def check_precision(precision: str, device_type: str = 'cpu', training: bool = False) -> str:
     """Validate ``precision`` for a device; returns it, ``'auto'`` resolved (:func:`resolve_precision`).
 
-    Warns (once per device type) when bf16 is asked for on a device that only emulates it.
+    Warns (once per process) when bf16 is asked for on a CPU that only emulates it; on a CUDA device without
+    bf16 it is an error.
 
     Args:
         precision (str): ``'fp32'``, ``'bf16'``, ``'fp16'`` or ``'auto'``.

@@ -36,6 +36,8 @@ def test_short_demo_produces_every_artefact(demo):
     for i, name in enumerate(stages, 1):
         assert f'== [{i}/9] {name}: done in' in log
     assert 'recon/psnr' in log  # the tokenizer validated at its last iteration
+    from mage_mm.utils.precision import resolve_precision
+    assert f"== precision 'auto' resolves to {resolve_precision('auto', 'cpu')} on this CPU" in log
     assert osp.isfile(osp.join(work, 'tokenizer', 'iter_4.pth')) and osp.isfile(osp.join(work, 'mage', 'iter_4.pth'))
     timings = json.load(open(osp.join(work, 'results.json')))['timings']
     assert list(timings) == [f'{i}. {name}' for i, name in enumerate(stages, 1)]
@@ -56,7 +58,8 @@ def test_short_demo_produces_every_artefact(demo):
                    '![mage](curves_mage.png)', '![samples](pictures/samples.png)', 'logical CPUs',
                    'MAGE-pretrained encoder |', 'randomly initialised encoder |', 'generated (8) vs test (32) |',
                    'the floor at this size |', '## Targets', '| FID / floor', '| linear probe gap',
-                   '| class accuracy of guided samples', '| whole demo wall time'):
+                   '| class accuracy of guided samples', '| whole demo wall time',
+                   "precision/the configs' 'auto' on this CPU |"):
         assert needle in report, needle
     # the MAGE trained from the token cache the demo made (2 views of each of the 64 training images)
     manifest = json.load(open(osp.join(work, 'tokens_k2', 'manifest.json')))
