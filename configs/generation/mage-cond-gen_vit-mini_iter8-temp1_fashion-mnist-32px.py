@@ -2,7 +2,8 @@
 # configs/mage/mage-cond_vit-mini_1xb32-600iters_fashion-mnist-32px.py (the "mini" MAGE, 10 Fashion-MNIST classes
 # + null), 8 decoding steps at choice temperature 1 (the class accuracy of README "Class-conditional generation"
 # was measured with these; the demo's unconditional generator,
-# ./mage-gen_vit-mini_iter16-temp1-samp0.8_fashion-mnist-32px.py, decodes 16 steps at sampling temperature 0.8);
+# ./mage-gen_vit-mini_iter16-temp1-samp0.9-arccos_fashion-mnist-32px.py, decodes 16 steps at sampling
+# temperature 0.9 with the arccos mask schedule);
 # guidance per call (tools/generate.py --guidance).
 _base_ = ['./mage-cond-gen_vit-tiny_iter8-temp6_fashion-mnist-32px.py', '../_base_/models/mage_vit-mini_encoder.py']
 
